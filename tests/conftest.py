@@ -1,0 +1,115 @@
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from websockets.sync.client import ClientConnection, connect
+
+from devstack.postgres import psql_binary
+from tests.processes import PROJECT_ROOT, Daphne, Listener
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` pointing at database `name` instead (the query, e.g. a socket host, is kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def stack_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
+    """Environment for processes that must see the test database."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = with_database(
+        os.environ["DATABASE_URL"], connection.settings_dict["NAME"]
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def daphne(stack_env, logs) -> Iterator[Daphne]:
+    server = Daphne(stack_env, logs / "daphne.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def listener(stack_env, logs) -> Iterator[Listener]:
+    process = Listener(stack_env, logs / "listener.log").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def psql(stack_env) -> Callable[[str], str]:
+    """Run SQL through the real psql binary, as a user at a psql prompt would."""
+
+    def run(sql: str) -> str:
+        result = subprocess.run(
+            [psql_binary(), stack_env["DATABASE_URL"], "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, f"psql failed: {result.stderr}"
+        return result.stdout.strip()
+
+    return run
+
+
+@pytest.fixture
+def session_cookie(transactional_db) -> str:
+    """A logged-in user's session cookie, as a browser would hold it."""
+    user = get_user_model().objects.create_user("officer", password="unused-in-tests")
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+@pytest.fixture
+def open_feed(daphne, session_cookie) -> Iterator[Callable[..., ClientConnection]]:
+    """Open `/ws/violations/` as the logged-in user (or with other headers)."""
+    sockets = ExitStack()
+
+    def open_socket(
+        path: str = "/ws/violations/", *, cookie: str | None = session_cookie, origin=None
+    ) -> ClientConnection:
+        headers = {"Cookie": cookie} if cookie else {}
+        return sockets.enter_context(
+            connect(
+                daphne.ws_url + path,
+                origin=origin or daphne.http_url,
+                additional_headers=headers,
+                open_timeout=5,
+            )
+        )
+
+    with sockets:
+        yield open_socket
+
+
+def receive_json(socket: ClientConnection, timeout: float = 1.0) -> dict:
+    """The next JSON message, or fail after `timeout` seconds."""
+    try:
+        return json.loads(socket.recv(timeout=timeout))
+    except TimeoutError:
+        pytest.fail(f"no message within {timeout} s")

@@ -1,0 +1,113 @@
+"""Real server processes for tests: Daphne and the listener, each its own OS process.
+
+Each is started on 127.0.0.1 with a free port where it has one, and stopped by pid.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from devstack.ports import free_port, wait_until
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerProcess:
+    """A child process whose output goes to a log file the test can read."""
+
+    def __init__(self, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.argv = argv
+        self.env = dict(env)
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_until(self.ready, timeout=30, what=self.argv[-1])
+        except TimeoutError as exc:
+            self.stop()
+            raise TimeoutError(f"{exc}\n--- log ---\n{self.log()}") from None
+        return self
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.argv} exited early:\n{self.log()}")
+        return True
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self, since_start: bool = False) -> str:
+        if not self.log_path.exists():
+            return ""
+        text = self.log_path.read_bytes()
+        if since_start:
+            text = text[self._log_offset :]
+        return text.decode(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def stop(self, timeout: float = 10) -> int | None:
+        """SIGTERM, then SIGKILL if it will not go; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class Daphne(ServerProcess):
+    def __init__(self, env: Mapping[str, str], log_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        super().__init__([*argv, "config.asgi:application"], env, log_path)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        super().ready()
+        url = f"{self.http_url}/healthz"
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our http URL)
+            return response.status == 200
+
+
+class Listener(ServerProcess):
+    READY_LINE = "listening on channel"
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        argv = [sys.executable, "manage.py", "listen_notify", "--health-interval", "1"]
+        super().__init__(argv, env, log_path)
+
+    def ready(self) -> bool:
+        super().ready()
+        return self.READY_LINE in self.log(since_start=True)

@@ -1,0 +1,85 @@
+"""`python manage.py listen_notify`: run the listener until SIGTERM or SIGINT."""
+
+import asyncio
+import signal
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from psycopg.conninfo import make_conninfo
+
+from violations.events import EVENTS_GROUP, Event, channel_layer_message
+from violations.listener import Listener
+from violations.models import violation_models
+from violations.notify import NOTIFY_CHANNEL
+
+# Django OPTIONS keys that are libpq connection parameters (others, such as
+# isolation_level or pool, are Django's own and mean nothing to libpq).
+_LIBPQ_OPTIONS = {
+    "host",
+    "port",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "options",
+    "passfile",
+    "service",
+    "target_session_attrs",
+    "connect_timeout",
+}
+
+
+def conninfo(database: dict[str, Any]) -> str:
+    """A libpq connection string for one of Django's DATABASES entries."""
+    params = {
+        "dbname": database.get("NAME"),
+        "user": database.get("USER"),
+        "password": database.get("PASSWORD"),
+        "host": database.get("HOST"),
+        "port": database.get("PORT"),
+    }
+    options = database.get("OPTIONS", {})
+    params.update({key: value for key, value in options.items() if key in _LIBPQ_OPTIONS})
+    return make_conninfo(**{key: str(v) for key, v in params.items() if v not in (None, "")})
+
+
+class Command(BaseCommand):
+    help = (
+        f"Forward changes to the violation tables (NOTIFY {NOTIFY_CHANNEL}) to WebSocket clients."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--health-interval",
+            type=float,
+            default=10.0,
+            help="Seconds between health queries on the LISTEN connection (default 10).",
+        )
+
+    def handle(self, *args, health_interval: float, **options) -> None:
+        channel_layer = get_channel_layer()
+
+        async def publish(events: list[Event]) -> None:
+            for event in events:
+                await channel_layer.group_send(EVENTS_GROUP, channel_layer_message(event))
+
+        listener = Listener(
+            listen_conninfo=conninfo(settings.LISTEN_DATABASE),
+            query_conninfo=conninfo(settings.DATABASES["default"]),
+            channel=NOTIFY_CHANNEL,
+            models=violation_models(),
+            publish=publish,
+            health_interval=health_interval,
+        )
+        asyncio.run(_run_until_signalled(listener))
+
+
+async def _run_until_signalled(listener: Listener) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await listener.run(stop)
