@@ -6,13 +6,16 @@ with ``channels_redis.pubsub.RedisPubSubChannelLayer`` (Redis PUBLISH/SUBSCRIBE)
 1. fan-out latency: one ``group_send`` to a group of N consumers (N = 10, 100, 1000), time until
    the last consumer has the message; p50 / p99 over ``--sends`` sends x ``--repeat`` rounds;
 2. burst: ``--burst`` group_sends as fast as possible to 10 consumers; messages each consumer
-   received, deliveries lost, time until the last delivery;
+   received, deliveries lost, time until the last delivery. Run twice: sender in the consumers'
+   process (it then shares their event loop, which throttles it), and sender in a child process
+   (like a separate publisher process in production, free to outrun the consumers);
 3. throughput: group_sends per second with 100 consumers in the group (send side only).
 
 Every consumer is a channel from ``layer.new_channel()``, added to one group, with a task looping
-on ``layer.receive(channel)``. Consumers and the sender share one process and one event loop, so
-the numbers include the consumers' CPU cost. Each scenario gets a fresh layer (its own key
-prefix) and is cleaned up afterwards; every wait is bounded, so the script cannot hang.
+on ``layer.receive(channel)``. Apart from the second burst, consumers and the sender share one
+process and one event loop, so the numbers include the consumers' CPU cost. Each scenario gets a
+fresh layer (its own key prefix) and is cleaned up afterwards; every wait is bounded, so the
+script cannot hang.
 
 Run (from the project root, with a Redis server at --redis-url or $REDIS_URL):
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import platform
@@ -82,11 +86,13 @@ class Consumers:
     """N channels in one group, each with a task looping on ``layer.receive``."""
 
     layer: Any
+    prefix: str
     channels: list[str] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     waiters: dict[int, Waiter] = field(default_factory=dict)
     last_delivery: float = 0.0
+    last_delivery_wall: float = 0.0
     progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self, n: int) -> None:
@@ -103,6 +109,7 @@ class Consumers:
             now = time.perf_counter()
             self.counts[index] += 1
             self.last_delivery = now
+            self.last_delivery_wall = time.time()
             self.progress.set()
             waiter = self.waiters.get(message["seq"])
             if waiter is not None:
@@ -153,10 +160,12 @@ class Consumers:
 
 
 async def with_consumers(
-    make_layer: Callable[[], Any], n: int, body: Callable[[Consumers], Awaitable[Any]]
+    make_layer: Callable[[], tuple[Any, str]],
+    n: int,
+    body: Callable[[Consumers], Awaitable[Any]],
 ) -> Any:
     """Run ``body`` against n fresh consumers; None if it exceeds SCENARIO_TIMEOUT_S."""
-    consumers = Consumers(make_layer())
+    consumers = Consumers(*make_layer())
     try:
         async with asyncio.timeout(SCENARIO_TIMEOUT_S):
             await consumers.start(n)
@@ -204,6 +213,48 @@ async def burst(consumers: Consumers, messages: int) -> Burst:
     )
 
 
+async def send_burst(name: str, url: str, prefix: str, messages: int) -> dict[str, float]:
+    """Child-process side of the second burst: group_send into the parent's consumers."""
+    logging.getLogger("channels_redis.core").addHandler(CAPACITY_DROPS)
+    logging.getLogger("channels_redis.core").setLevel(logging.INFO)
+    layer: Any = LAYERS[name](hosts=[url], prefix=prefix)
+    start = time.time()
+    for seq in range(messages):
+        await layer.group_send(GROUP, {"type": "bench.message", "seq": seq})
+    end = time.time()
+    # Not flush(): for the core layer that would delete the parent's queues and group.
+    await (layer.close_pools() if isinstance(layer, RedisChannelLayer) else layer.flush())
+    return {"start": start, "end": end, "refused": CAPACITY_DROPS.refused}
+
+
+async def burst_from_child(consumers: Consumers, name: str, url: str, messages: int) -> Burst:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--redis-url",
+        url,
+        "--send-burst",
+        name,
+        consumers.prefix,
+        str(messages),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    sent = json.loads(out.decode().strip().splitlines()[-1])
+    await consumers.wait_idle(messages)
+    return Burst(
+        list(consumers.counts),
+        sent["end"] - sent["start"],
+        max(consumers.last_delivery_wall, sent["end"]) - sent["start"],
+        int(sent["refused"]),
+    )
+
+
 async def throughput(consumers: Consumers, sends: int) -> tuple[float, float]:
     """Return (group_sends per second, fraction of deliveries that arrived)."""
     start = time.perf_counter()
@@ -226,6 +277,7 @@ class Results:
     fanout_lost: dict[int, int] = field(default_factory=dict)
     fanout_failed: dict[int, int] = field(default_factory=dict)
     bursts: list[Burst | None] = field(default_factory=list)
+    child_bursts: list[Burst | None] = field(default_factory=list)
     rates: list[tuple[float, float] | None] = field(default_factory=list)
 
 
@@ -233,10 +285,11 @@ async def measure(name: str, url: str, args: argparse.Namespace, results: Result
     cls = LAYERS[name]
     counter = 0
 
-    def make_layer() -> Any:
+    def make_layer() -> tuple[Any, str]:
         nonlocal counter
         counter += 1
-        return cls(hosts=[url], prefix=f"bench_layers_{os.getpid()}_{counter}_")
+        prefix = f"bench_layers_{os.getpid()}_{counter}_"
+        return cls(hosts=[url], prefix=prefix), prefix
 
     for n in FANOUT_SIZES:
         got = await with_consumers(make_layer, n, lambda c: fanout(c, args.sends))
@@ -247,6 +300,11 @@ async def measure(name: str, url: str, args: argparse.Namespace, results: Result
         results.fanout_lost[n] = results.fanout_lost.get(n, 0) + got[1]
     results.bursts.append(
         await with_consumers(make_layer, BURST_CONSUMERS, lambda c: burst(c, args.burst))
+    )
+    results.child_bursts.append(
+        await with_consumers(
+            make_layer, BURST_CONSUMERS, lambda c: burst_from_child(c, name, url, args.burst)
+        )
     )
     results.rates.append(
         await with_consumers(
@@ -267,8 +325,8 @@ def fanout_cell(results: Results, n: int) -> str:
     return cell
 
 
-def burst_cells(results: Results, messages: int) -> tuple[str, str, str]:
-    runs = [b for b in results.bursts if b is not None]
+def burst_cells(bursts: list[Burst | None], messages: int) -> tuple[str, str, str]:
+    runs = [b for b in bursts if b is not None]
     if not runs:
         return "timed out", "timed out", "timed out"
     per_consumer = [count for run in runs for count in run.counts]
@@ -327,11 +385,21 @@ def print_table(results: dict[str, Results], args: argparse.Namespace, server: s
     for n in FANOUT_SIZES:
         label = f"Fan-out latency to last of N={n} consumers, p50 / p99 ({samples} sends)"
         rows.append((label, fanout_cell(core, n), fanout_cell(pubsub, n)))
-    core_burst, pubsub_burst = burst_cells(core, args.burst), burst_cells(pubsub, args.burst)
     what = f"{args.burst:,} group_sends to N={BURST_CONSUMERS}"
-    rows.append((f"Burst {what}: received per consumer (min-max)", core_burst[0], pubsub_burst[0]))
-    rows.append((f"Burst {what}: deliveries lost, per run", core_burst[1], pubsub_burst[1]))
-    rows.append((f"Burst {what}: time to last delivery, per run", core_burst[2], pubsub_burst[2]))
+    for where, attr in (
+        ("sender in-process", "bursts"),
+        ("sender in child process", "child_bursts"),
+    ):
+        core_burst = burst_cells(getattr(core, attr), args.burst)
+        pubsub_burst = burst_cells(getattr(pubsub, attr), args.burst)
+        for i, label in enumerate(
+            (
+                "received per consumer (min-max)",
+                "deliveries lost, per run",
+                "time to last delivery, per run",
+            )
+        ):
+            rows.append((f"Burst ({where}) {what}: {label}", core_burst[i], pubsub_burst[i]))
     rows.append(
         (
             f"group_send throughput, N={THROUGHPUT_CONSUMERS} "
@@ -347,8 +415,8 @@ def print_table(results: dict[str, Results], args: argparse.Namespace, server: s
     print()
     print(machine_line(server))
     print(
-        "Sender and all consumers run in one process and one asyncio event loop; "
-        "layers use their default settings (core: capacity=100, expiry=60 s)."
+        "Sender and all consumers run in one process and one asyncio event loop (except the "
+        "child-process burst); layers use their default settings (core: capacity=100, expiry=60 s)."
     )
 
 
@@ -384,6 +452,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=1200.0, help="hard limit for the whole run, seconds"
     )
+    parser.add_argument(
+        "--send-burst", nargs=3, metavar=("LAYER", "PREFIX", "COUNT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.sends < 1 or args.burst < 1 or args.throughput_sends < 1:
         parser.error("counts must be positive")
@@ -391,4 +462,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    ARGS = parse_args()
+    if ARGS.send_burst:
+        LAYER_NAME, PREFIX, COUNT = ARGS.send_burst
+        print(json.dumps(asyncio.run(send_burst(LAYER_NAME, ARGS.redis_url, PREFIX, int(COUNT)))))
+    else:
+        asyncio.run(main(ARGS))

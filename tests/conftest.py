@@ -24,7 +24,7 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str, str]:
+def stack_env(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
     """Environment for processes that must see the test database."""
     env = dict(os.environ)
     env["DATABASE_URL"] = with_database(
@@ -37,7 +37,14 @@ def stack_env(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[str,
         env=env,
         check=True,
     )
-    return env
+    yield env
+    # Servers stopped by their tests may leave a backend behind for a moment (a proxied
+    # connection closing, say); end them so pytest-django can drop the test database.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(scope="session")

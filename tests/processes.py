@@ -25,7 +25,7 @@ class ServerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "ServerProcess":
+    def start(self, *, wait: bool = True) -> "ServerProcess":
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -36,8 +36,10 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if not wait:
+            return self
         try:
-            wait_until(self.ready, timeout=30, what=self.argv[-1])
+            wait_until(self.ready, timeout=30, what=" ".join(self.argv[1:]))
         except TimeoutError as exc:
             self.stop()
             raise TimeoutError(f"{exc}\n--- log ---\n{self.log()}") from None
@@ -104,8 +106,8 @@ class Daphne(ServerProcess):
 class Listener(ServerProcess):
     READY_LINE = "listening on channel"
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
-        argv = [sys.executable, "manage.py", "listen_notify", "--health-interval", "1"]
+    def __init__(self, env: Mapping[str, str], log_path: Path, *options: str) -> None:
+        argv = [sys.executable, "manage.py", "listen_notify", "--health-interval", "1", *options]
         super().__init__(argv, env, log_path)
 
     def ready(self) -> bool:

@@ -95,7 +95,7 @@ class Listener:
             try:
                 await _until_stopped(self._listen_once(), stop)
             except (psycopg.Error, OSError, TimeoutError) as exc:
-                self._set_state(State.DISCONNECTED, f"connection lost ({_describe(exc)})")
+                self._set_state(State.DISCONNECTED, f"not connected ({_describe(exc)}); retrying")
             except Exception:
                 # Not a connection problem, so a bug: say so loudly, but keep serving.
                 logger.exception("listener failed unexpectedly; restarting it")
@@ -124,10 +124,21 @@ class Listener:
         while True:
             async for notification in conn.notifies(timeout=self.health_interval):
                 payloads.put_nowait(notification.payload)
-            # A connection whose peer vanished without a FIN raises nothing while we wait:
-            # only a round trip with a deadline notices it.
-            async with asyncio.timeout(self.health_timeout):
-                await conn.execute("SELECT 1")
+            await self._check_health(conn)
+
+    async def _check_health(self, conn: psycopg.AsyncConnection) -> None:
+        """A connection whose peer vanished without a FIN raises nothing while we wait:
+        only a round trip with a deadline notices it."""
+        query = asyncio.ensure_future(conn.execute("SELECT 1"))
+        done, _ = await asyncio.wait({query}, timeout=self.health_timeout)
+        if not done:
+            # Drop the socket before cancelling: psycopg would otherwise spend up to 10 s
+            # asking a server that cannot hear us to cancel the query.
+            conn.pgconn.finish()
+            query.cancel()
+            await asyncio.gather(query, return_exceptions=True)
+            raise TimeoutError(f"health query unanswered after {self.health_timeout} s")
+        query.result()
 
     async def _forward(self, conn: psycopg.AsyncConnection, payloads: asyncio.Queue[str]) -> None:
         while True:

@@ -58,8 +58,14 @@ class Command(BaseCommand):
             default=10.0,
             help="Seconds between health queries on the LISTEN connection (default 10).",
         )
+        parser.add_argument(
+            "--health-timeout",
+            type=float,
+            default=5.0,
+            help="Seconds a health query may take before the connection counts as dead.",
+        )
 
-    def handle(self, *args, health_interval: float, **options) -> None:
+    def handle(self, *args, health_interval: float, health_timeout: float, **options) -> None:
         channel_layer = get_channel_layer()
 
         async def publish(events: list[Event]) -> None:
@@ -73,6 +79,7 @@ class Command(BaseCommand):
             models=violation_models(),
             publish=publish,
             health_interval=health_interval,
+            health_timeout=health_timeout,
         )
         asyncio.run(_run_until_signalled(listener))
 

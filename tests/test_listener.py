@@ -1,0 +1,81 @@
+"""The listener process on its own: failures it must survive, and how it reports them."""
+
+import random
+import re
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from devstack.ports import free_port, wait_until
+from tests.conftest import receive_json
+from tests.processes import Listener
+from tests.tcp_proxy import SilenceableProxy
+from violations.listener import Backoff
+from violations.models import HumanDetection
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():
+    backoff = Backoff(initial=0.5, cap=8.0, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(10)]
+    ceilings = [min(8.0, 0.5 * 2**n) for n in range(10)]
+    assert all(ceiling / 2 <= d <= ceiling for d, ceiling in zip(delays, ceilings, strict=True))
+    assert max(delays) <= 8.0
+    assert len(set(delays)) == len(delays)  # jittered, not in lock-step
+
+    backoff.reset()
+    assert backoff.next_delay() <= 0.5
+
+
+def test_retries_log_one_line_per_state_change(stack_env, logs):
+    env = stack_env | {
+        # Nothing listens on this port: every attempt is refused.
+        "LISTEN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+        "VIOLATIONS_LOG_LEVEL": "DEBUG",
+    }
+    listener = Listener(env, logs / "listener-refused.log").start(wait=False)
+    try:
+        wait_until(
+            lambda: listener.log().count("reconnecting in") >= 3,
+            timeout=15,
+            what="three reconnect attempts",
+        )
+        assert listener.log().count("not connected") == 1
+        assert listener.running()
+    finally:
+        assert listener.stop() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_silently_dead_connection_is_noticed_and_replaced(stack_env, logs, open_feed):
+    params = conninfo_to_dict(stack_env["DATABASE_URL"])
+    host, port = params.get("host", "127.0.0.1"), int(params.get("port", 5432))
+    target = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+    proxy = SilenceableProxy(target)
+    env = stack_env | {
+        "LISTEN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{proxy.port}/{params['dbname']}"
+    }
+    listener = Listener(env, logs / "listener-silent.log", "--health-timeout", "1").start()
+    try:
+        feed = open_feed()
+        assert proxy.blackhole_existing() == 1
+        log_before = len(listener.log())
+
+        wait_until(
+            lambda: re.search(
+                r"not connected \(TimeoutError.*listening on channel",
+                listener.log()[log_before:],
+                re.S,
+            ),
+            timeout=10,
+            what="the listener to notice the dead connection and reconnect",
+        )
+        row = HumanDetection.objects.create(
+            camera_id=1,
+            violation_date="2025-07-28",
+            violation_time="15:00",
+            violation_image="/media/after-reconnect.jpg",
+        )
+        assert receive_json(feed, timeout=2)["id"] == row.id
+    finally:
+        listener.stop()
+        proxy.close()

@@ -1,0 +1,89 @@
+"""The NOTIFY triggers, as PostgreSQL runs them."""
+
+import json
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from violations.management.commands.listen_notify import conninfo
+from violations.models import Violation, violation_models
+from violations.notify import NOTIFY_CHANNEL
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
+
+
+@pytest.fixture
+def notifications(django_db_blocker):
+    """Collect what the trigger sends, on a real LISTEN connection."""
+    with (
+        django_db_blocker.unblock(),
+        psycopg.connect(conninfo(connection.settings_dict), autocommit=True) as conn,
+    ):
+        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+        def received(count: int) -> list[dict]:
+            payloads = [n.payload for n in conn.notifies(timeout=2, stop_after=count)]
+            return [json.loads(p) for p in payloads]
+
+        yield received
+
+
+def test_the_three_tables_are_the_violation_models():
+    assert sorted(violation_models()) == TABLES
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_table_has_a_row_trigger_for_insert_update_and_delete(table):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_manipulation, action_timing, action_orientation "
+            "FROM information_schema.triggers WHERE event_object_table = %s",
+            [table],
+        )
+        rows = cursor.fetchall()
+    assert sorted(rows) == [
+        ("DELETE", "AFTER", "ROW"),
+        ("INSERT", "AFTER", "ROW"),
+        ("UPDATE", "AFTER", "ROW"),
+    ]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_the_recipes_psql_insert_works_and_notifies(table, notifications):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image) "  # noqa: S608
+            "VALUES (2, '2025-07-28', '15:00:00', '/media/x.jpg') RETURNING id"
+        )
+        (row_id,) = cursor.fetchone()
+        cursor.execute(f"UPDATE {table} SET camera_id = 3 WHERE id = %s", [row_id])  # noqa: S608
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])  # noqa: S608
+    assert notifications(3) == [
+        {"table": table, "op": op, "id": row_id} for op in ("INSERT", "UPDATE", "DELETE")
+    ]
+
+
+def test_a_row_far_over_the_notify_limit_still_inserts_and_notifies(notifications):
+    model = violation_models()["violation_ppedetections"]
+    row = model.objects.create(
+        camera_id=1,
+        violation_date="2025-07-28",
+        violation_time="15:00",
+        violation_image="/media/" + "é" * 20_000,  # 40 kB of UTF-8
+    )
+    assert notifications(1) == [{"table": "violation_ppedetections", "op": "INSERT", "id": row.id}]
+
+
+def test_a_new_violation_type_inherits_the_trigger():
+    for model in violation_models().values():
+        assert issubclass(model, Violation)
+        names = [trigger.name for trigger in model._meta.triggers]
+        assert names == ["notify_violation_change"]
+
+
+def test_migrations_are_up_to_date():
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
