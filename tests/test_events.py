@@ -25,7 +25,8 @@ def hint_payload(**fields) -> str:
 
 
 def test_a_trigger_payload_parses_into_a_hint():
-    assert parse_hint(hint_payload(), TABLES) == ChangeHint("violation_humandetections", "INSERT", 7)
+    hint = parse_hint(hint_payload(), TABLES)
+    assert hint == ChangeHint("violation_humandetections", "INSERT", 7)
 
 
 @pytest.mark.parametrize(

@@ -63,8 +63,12 @@ def test_send_notify_reaches_a_listener_on_commit(listening):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_notify_in_a_rolled_back_transaction_is_never_sent(listening):
-    with pytest.raises(RuntimeError), transaction.atomic():
-        send_notify("test_channel", "never")
-        raise RuntimeError("roll back")
+    def notify_then_fail() -> None:
+        with transaction.atomic():
+            send_notify("test_channel", "never")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        notify_then_fail()
     send_notify("test_channel", "after")
     assert listening() == ["after"]

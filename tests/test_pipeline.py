@@ -178,9 +178,7 @@ def test_listener_reconnects_after_its_connection_is_terminated(open_feed, psql,
 
     # The listener says when it is back; then a new row must come through.
     wait_until(
-        lambda: re.search(
-            "not connected.*listening on channel", listener.log()[log_before:], re.S
-        ),
+        lambda: re.search("not connected.*listening on channel", listener.log()[log_before:], re.S),
         timeout=10,
         what="the listener to reconnect",
     )

@@ -56,12 +56,12 @@ def test_every_table_has_a_row_trigger_for_insert_update_and_delete(table):
 def test_the_recipes_psql_insert_works_and_notifies(table, notifications):
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image) "  # noqa: S608
+            f"INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image) "
             "VALUES (2, '2025-07-28', '15:00:00', '/media/x.jpg') RETURNING id"
         )
         (row_id,) = cursor.fetchone()
-        cursor.execute(f"UPDATE {table} SET camera_id = 3 WHERE id = %s", [row_id])  # noqa: S608
-        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])  # noqa: S608
+        cursor.execute(f"UPDATE {table} SET camera_id = 3 WHERE id = %s", [row_id])
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])
     assert notifications(3) == [
         {"table": table, "op": op, "id": row_id} for op in ("INSERT", "UPDATE", "DELETE")
     ]
