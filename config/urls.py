@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
@@ -9,3 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
 ]
+
+# Camera snapshots under MEDIA_URL, in development only (production: the web server).
+urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -5,17 +5,13 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from violations.models import violation_models
+from dashboard import fragments
 
 
 @login_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    tables = [
-        {"db_table": table, "name": model._meta.verbose_name_plural, "total": model.objects.count()}
-        for table, model in violation_models().items()
-    ]
-    return render(request, "dashboard/index.html", {"tables": tables})
+    return render(request, "dashboard/index.html", fragments.page_context())
 
 
 @never_cache

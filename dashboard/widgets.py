@@ -1,0 +1,119 @@
+"""What each part of the dashboard shows, read from the database (sync; the consumer wraps it).
+
+One function per part; the templates in templates/dashboard/ render the result, for the
+first page and for every pushed update alike.
+"""
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from dashboard import chart
+from violations.models import Violation, violation_models
+
+LATEST_PER_WIDGET = 5
+FEED_LENGTH = 12
+TOP_CAMERAS = 5
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a violation type shows on screen: a label, a text symbol, a sound."""
+
+    label: str
+    symbol: str
+    sound: str  # a static file path
+
+
+# Types not listed here (a fork's fourth type) get a look derived from the model.
+LOOKS = {
+    "violation_humandetections": Look("Human in restricted zone", "H", "sounds/human.wav"),
+    "violation_lotodetections": Look("Lock-out/tag-out", "L", "sounds/loto.wav"),
+    "violation_ppedetections": Look("PPE missing", "P", "sounds/ppe.wav"),
+}
+DEFAULT_SOUND = "sounds/human.wav"
+
+
+def look(table: str) -> Look:
+    if table in LOOKS:
+        return LOOKS[table]
+    model = violation_models()[table]
+    name = str(model._meta.verbose_name_plural)
+    return Look(name[:1].upper() + name[1:], name[:1].upper(), DEFAULT_SOUND)
+
+
+def thumbnail_url(path: str) -> str | None:
+    """The image URL to show, only for files under MEDIA_URL (nothing off-site)."""
+    media = "/" + settings.MEDIA_URL.lstrip("/")
+    return path if path.startswith(media) and ".." not in path else None
+
+
+def _row(model: type[Violation], instance: Violation) -> dict[str, Any]:
+    return {
+        "table": model._meta.db_table,
+        "look": look(model._meta.db_table),
+        "id": instance.pk,
+        "camera_id": instance.camera_id,
+        "date": instance.violation_date,
+        "time": instance.violation_time,
+        "image": instance.violation_image,
+        "thumbnail": thumbnail_url(instance.violation_image),
+        "created_at": instance.created_at,
+    }
+
+
+def _newest(model: type[Violation]):
+    return model.objects.order_by("-created_at", "-id")
+
+
+def widget(table: str, today: datetime.date | None = None) -> dict[str, Any]:
+    model = violation_models()[table]
+    today = today or timezone.localdate()
+    todays = model.objects.filter(violation_date=today)
+    cameras = todays.values("camera_id").annotate(count=Count("id")).order_by("-count", "camera_id")
+    return {
+        "table": table,
+        "look": look(table),
+        "count_today": todays.count(),
+        "count_total": model.objects.count(),
+        "latest": [_row(model, row) for row in _newest(model)[:LATEST_PER_WIDGET]],
+        "cameras": list(cameras[:TOP_CAMERAS]),
+    }
+
+
+def feed() -> list[dict[str, Any]]:
+    """The newest rows across every violation table, newest first."""
+    rows = [
+        _row(model, instance)
+        for model in violation_models().values()
+        for instance in _newest(model)[:FEED_LENGTH]
+    ]
+    rows.sort(key=lambda row: (row["created_at"], row["id"]), reverse=True)
+    return rows[:FEED_LENGTH]
+
+
+def activity(now: datetime.datetime | None = None) -> dict[str, Any]:
+    """Events per minute over the last hour, by the time rows were recorded."""
+    now = now or timezone.now()
+    since = now - datetime.timedelta(minutes=chart.MINUTES)
+    stamps = [
+        stamp
+        for model in violation_models().values()
+        for stamp in model.objects.filter(created_at__gt=since).values_list("created_at", flat=True)
+    ]
+    buckets = chart.minute_buckets(stamps, now)
+    return {
+        "bars": chart.bars(buckets),
+        "total": sum(count for _, count in buckets),
+        "peak": max(count for _, count in buckets),
+        "width": chart.WIDTH,
+        "height": chart.HEIGHT,
+    }
+
+
+def all_tables() -> list[str]:
+    return list(violation_models())

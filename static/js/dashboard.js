@@ -1,0 +1,142 @@
+// The dashboard's only script: connection indicator, reconnects, and alert sounds.
+// htmx and its ws extension do the swapping; this file never builds markup.
+(function () {
+  "use strict";
+
+  var dashboard = document.getElementById("dashboard");
+  if (!dashboard) return;
+
+  // --- Connection state -----------------------------------------------------------------
+  var indicator = document.getElementById("connection");
+  var LABELS = {
+    connecting: ["…", "Connecting"],
+    connected: ["●", "Live"],
+    reconnecting: ["↻", "Reconnecting…"],
+    offline: ["✕", "Offline"],
+  };
+  var everOpened = false;
+  var retries = 0;
+  // The extension retries these close codes itself; any other close (a server restart
+  // says 1001 or 1000) is retried here, with full-jitter backoff.
+  var RETRIED_BY_EXTENSION = [1006, 1011, 1012, 1013];
+  var CLOSE_LOGGED_OUT = [4401, 4403];
+
+  function setState(state) {
+    indicator.dataset.state = state;
+    indicator.querySelector(".status-icon").textContent = LABELS[state][0];
+    indicator.querySelector(".status-text").textContent = LABELS[state][1];
+  }
+
+  dashboard.addEventListener("htmx:wsConnecting", function () {
+    if (navigator.onLine === false) setState("offline");
+    else setState(everOpened ? "reconnecting" : "connecting");
+  });
+  dashboard.addEventListener("htmx:wsOpen", function () {
+    everOpened = true;
+    retries = 0;
+    setState("connected");
+  });
+  dashboard.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail.event.code;
+    if (CLOSE_LOGGED_OUT.indexOf(code) >= 0) {
+      window.location.assign(dashboard.dataset.loginUrl);
+      return;
+    }
+    setState(navigator.onLine === false ? "offline" : "reconnecting");
+    if (RETRIED_BY_EXTENSION.indexOf(code) < 0) {
+      var ceiling = Math.min(30000, 1000 * Math.pow(2, Math.min(retries, 5)));
+      retries += 1;
+      window.setTimeout(event.detail.socketWrapper.reconnect, Math.random() * ceiling);
+    }
+  });
+  window.addEventListener("offline", function () { setState("offline"); });
+  window.addEventListener("online", function () {
+    if (indicator.dataset.state === "offline") setState("reconnecting");
+  });
+
+  // --- Sound ----------------------------------------------------------------------------
+  var STORAGE_KEY = "safety-dashboard.sound";
+  var toggle = document.getElementById("sound-toggle");
+  var blocked = document.getElementById("sound-blocked");
+  var sounds = {};
+  document.querySelectorAll("audio.alert-sound").forEach(function (audio) {
+    sounds[audio.dataset.table] = audio;
+  });
+  var lastPlayed = {};
+  var prefs = loadPrefs();
+
+  function loadPrefs() {
+    try {
+      var saved = JSON.parse(window.localStorage.getItem(STORAGE_KEY) || "{}");
+      return { enabled: saved.enabled === true, muted: Array.isArray(saved.muted) ? saved.muted : [] };
+    } catch (error) {
+      return { enabled: false, muted: [] };
+    }
+  }
+  function savePrefs() {
+    window.localStorage.setItem(STORAGE_KEY, JSON.stringify(prefs));
+  }
+  function showPrefs() {
+    toggle.setAttribute("aria-pressed", String(prefs.enabled));
+    toggle.textContent = prefs.enabled ? "Sound on — click to mute all" : "Enable sound";
+    document.querySelectorAll("input.sound-type").forEach(function (box) {
+      box.checked = prefs.muted.indexOf(box.dataset.table) < 0;
+    });
+  }
+
+  function play(table, force) {
+    var audio = sounds[table];
+    if (!audio || (!force && (!prefs.enabled || prefs.muted.indexOf(table) >= 0))) return;
+    var now = Date.now();
+    if (!force && now - (lastPlayed[table] || 0) < 1000) return; // one per type per second
+    lastPlayed[table] = now;
+    audio.currentTime = 0;
+    var attempt = audio.play();
+    if (attempt && attempt.then) {
+      attempt.then(
+        function () { blocked.hidden = true; },
+        function (error) { if (error && error.name === "NotAllowedError") blocked.hidden = false; }
+      );
+    }
+  }
+
+  toggle.addEventListener("click", function () {
+    prefs.enabled = !prefs.enabled;
+    savePrefs();
+    showPrefs();
+    // Playing inside the click is what unlocks audio for the page.
+    if (prefs.enabled) play(Object.keys(sounds)[0], true);
+  });
+  document.getElementById("sound-unblock").addEventListener("click", function () {
+    blocked.hidden = true;
+    play(Object.keys(sounds)[0], true);
+  });
+  document.querySelectorAll("input.sound-type").forEach(function (box) {
+    box.addEventListener("change", function () {
+      var table = box.dataset.table;
+      prefs.muted = prefs.muted.filter(function (t) { return t !== table; });
+      if (!box.checked) prefs.muted.push(table);
+      savePrefs();
+    });
+  });
+  showPrefs();
+
+  dashboard.addEventListener("htmx:wsAfterMessage", function () {
+    var alert = document.getElementById("dashboard-alert");
+    (alert.dataset.inserted || "").split(" ").forEach(function (table) {
+      if (table) play(table, false);
+    });
+  });
+
+  // A snapshot that fails to load becomes the placeholder (no inline onerror handlers).
+  document.addEventListener("error", function (event) {
+    var img = event.target;
+    if (img instanceof HTMLImageElement && img.classList.contains("thumb")) {
+      var placeholder = document.createElement("span");
+      placeholder.className = "thumb placeholder";
+      placeholder.textContent = "—";
+      placeholder.setAttribute("aria-label", "No snapshot");
+      img.replaceWith(placeholder);
+    }
+  }, true);
+})();
