@@ -34,6 +34,7 @@ class DashboardHub:
         self._events: list[dict[str, Any]] = []
         self._work = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self.subscribed = asyncio.Event()  # set while the hub is in the events group
 
     def join(self, socket: FragmentSocket) -> None:
         self._start()
@@ -54,6 +55,12 @@ class DashboardHub:
                 asyncio.create_task(self._render(), name="dashboard-hub-render"),
             ]
 
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
     async def _receive(self) -> None:
         """Subscribe once for the whole process; resubscribe if the layer fails."""
         layer = get_channel_layer()
@@ -63,6 +70,7 @@ class DashboardHub:
             try:
                 channel = await layer.new_channel()
                 await layer.group_add(EVENTS_GROUP, channel)
+                self.subscribed.set()
                 delay = 0.5
                 while True:
                     message = await layer.receive(channel)
@@ -75,6 +83,7 @@ class DashboardHub:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
             finally:
+                self.subscribed.clear()
                 if channel is not None:
                     try:
                         await layer.group_discard(EVENTS_GROUP, channel)

@@ -14,6 +14,12 @@ from django.test import Client
 from websockets.sync.client import ClientConnection, connect
 
 from devstack.postgres import psql_binary
+from tests.browser import (  # noqa: F401 (fixtures)
+    browser_context,
+    chromium_browser,
+    page,
+    playwright_instance,
+)
 from tests.processes import PROJECT_ROOT, Daphne, Listener
 
 

@@ -11,18 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-# The fixtures are imported here until tests/conftest.py imports them; pytest passes them
-# in as arguments of the same name, which pyflakes calls a redefinition.
-# ruff: noqa: F811
-from tests.browser import (  # noqa: F401
-    browser_context,
-    chromium_browser,
-    page,
-    page_errors,
-    playwright_instance,
-    screenshot,
-    sound_log,
-)
+from tests.browser import page_errors, screenshot, sound_log
 
 SILENT_WAV = "data:audio/wav;base64,UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA="
 
@@ -63,7 +52,8 @@ def static_site(tmp_path: Path) -> Iterator[str]:
 
 
 def test_page_sound_and_errors(static_site: str, page: Page, tmp_path: Path) -> None:
-    page.goto(static_site)
+    with page.expect_console_message(lambda message: message.text == "boom", timeout=5_000):
+        page.goto(static_site)
     expect(page.locator("#status")).to_have_text("ran", timeout=5_000)
     page.wait_for_function("window.__soundLog && window.__soundLog.length > 0", timeout=5_000)
 

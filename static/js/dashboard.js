@@ -14,6 +14,10 @@
     reconnecting: ["↻", "Reconnecting…"],
     offline: ["✕", "Offline"],
   };
+  // The extension's default backoff grows to 64 s; a wall screen should be back sooner.
+  htmx.config.wsReconnectDelay = function (retryCount) {
+    return Math.random() * Math.min(8000, 500 * Math.pow(2, retryCount));
+  };
   var everOpened = false;
   var retries = 0;
   // The extension retries these close codes itself; any other close (a server restart
@@ -44,9 +48,8 @@
     }
     setState(navigator.onLine === false ? "offline" : "reconnecting");
     if (RETRIED_BY_EXTENSION.indexOf(code) < 0) {
-      var ceiling = Math.min(30000, 1000 * Math.pow(2, Math.min(retries, 5)));
+      window.setTimeout(event.detail.socketWrapper.reconnect, htmx.config.wsReconnectDelay(retries));
       retries += 1;
-      window.setTimeout(event.detail.socketWrapper.reconnect, Math.random() * ceiling);
     }
   });
   window.addEventListener("offline", function () { setState("offline"); });
@@ -87,9 +90,12 @@
   function play(table, force) {
     var audio = sounds[table];
     if (!audio || (!force && (!prefs.enabled || prefs.muted.indexOf(table) >= 0))) return;
-    var now = Date.now();
-    if (!force && now - (lastPlayed[table] || 0) < 1000) return; // one per type per second
-    lastPlayed[table] = now;
+    if (!force) {
+      // An alert: at most one per type per second, however many rows a burst brings.
+      var now = Date.now();
+      if (now - (lastPlayed[table] || 0) < 1000) return;
+      lastPlayed[table] = now;
+    }
     audio.currentTime = 0;
     var attempt = audio.play();
     if (attempt && attempt.then) {
