@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -126,3 +127,10 @@ def receive_json(socket: ClientConnection, timeout: float = 1.0) -> dict:
         return json.loads(socket.recv(timeout=timeout))
     except TimeoutError:
         pytest.fail(f"no message within {timeout} s")
+
+
+def http_get(url: str, cookie: str | None = None) -> tuple[dict[str, str], bytes]:
+    """GET `url` (ours, on 127.0.0.1) as a browser holding `cookie` would: headers, body."""
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(response.headers), response.read()

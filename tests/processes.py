@@ -99,7 +99,7 @@ class Daphne(ServerProcess):
     def ready(self) -> bool:
         super().ready()
         url = f"{self.http_url}/healthz"
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our http URL)
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tests.browser import page_errors, sound_log
+from tests.conftest import http_get
 from tests.processes import Daphne
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("listener")]
@@ -235,13 +236,8 @@ def test_logging_in_through_the_form_opens_the_live_dashboard(page, daphne, tran
 
 
 def test_the_page_is_served_with_a_csp_that_forbids_inline_script(daphne, session_cookie):
-    import urllib.request
-
-    url = daphne.http_url + "/"
-    request = urllib.request.Request(url, headers={"Cookie": session_cookie})  # noqa: S310
-    with urllib.request.urlopen(request) as response:  # noqa: S310 (our own http URL)
-        policy = response.headers["Content-Security-Policy"]
-        html = response.read().decode()
+    headers, body = http_get(daphne.http_url + "/", session_cookie)
+    policy, html = headers["Content-Security-Policy"], body.decode()
     script_src = re.search(r"script-src ([^;]*)", policy).group(1)
     assert "'self'" in script_src
     assert "unsafe-inline" not in policy
