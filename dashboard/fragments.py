@@ -19,10 +19,11 @@ def inserted_tables(events: Iterable[dict[str, Any]]) -> list[str]:
     return sorted({event["table"] for event in events if event.get("op") == "INSERT"})
 
 
-def page_context() -> dict[str, Any]:
-    """Everything on the dashboard, for the first render and for a full refresh."""
+def page_context(tables: list[str] | None = None) -> dict[str, Any]:
+    """The dashboard's parts: every widget, or only those of `tables`, with feed and chart."""
+    tables = widgets.all_tables() if tables is None else tables
     return {
-        "widgets": [widgets.widget(table) for table in widgets.all_tables()],
+        "widgets": [widgets.widget(table) for table in tables],
         "feed": widgets.feed(),
         "activity": widgets.activity(),
     }
@@ -36,12 +37,5 @@ def render_refresh() -> str:
 def render_update(events: list[dict[str, Any]]) -> str:
     """Only the parts a batch of events touches, swapped out-of-band."""
     tables = tables_to_refresh(events, widgets.all_tables())
-    return render_to_string(
-        "dashboard/_updates.html",
-        {
-            "widgets": [widgets.widget(table) for table in tables],
-            "feed": widgets.feed(),
-            "activity": widgets.activity(),
-            "inserted": inserted_tables(events),
-        },
-    )
+    context = page_context(tables) | {"inserted": inserted_tables(events)}
+    return render_to_string("dashboard/_updates.html", context)

@@ -10,7 +10,7 @@ from devstack.ports import free_port, wait_until
 from tests.conftest import receive_json
 from tests.processes import Listener
 from tests.tcp_proxy import SilenceableProxy
-from violations.listener import Backoff
+from violations.listener import Backoff, conninfo
 from violations.models import HumanDetection
 
 
@@ -79,3 +79,22 @@ def test_a_silently_dead_connection_is_noticed_and_replaced(stack_env, logs, ope
     finally:
         listener.stop()
         proxy.close()
+
+
+def test_conninfo_carries_libpq_options_and_drops_djangos_own():
+    info = conninfo(
+        {
+            "NAME": "safety",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": "",
+            "PORT": "",
+            "OPTIONS": {"host": "/run/pg", "sslmode": "require", "pool": True},
+        }
+    )
+    assert conninfo_to_dict(info) == {
+        "dbname": "safety",
+        "user": "postgres",
+        "host": "/run/pg",
+        "sslmode": "require",
+    }

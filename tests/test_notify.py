@@ -40,7 +40,7 @@ def listening(django_db_blocker):
     """A second, real connection LISTENing, as the listener would."""
     import psycopg
 
-    from violations.management.commands.listen_notify import conninfo
+    from violations.listener import conninfo
 
     with (
         django_db_blocker.unblock(),

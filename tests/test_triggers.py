@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from violations.management.commands.listen_notify import conninfo
+from violations.listener import conninfo
 from violations.models import Violation, violation_models
 from violations.notify import NOTIFY_CHANNEL
 

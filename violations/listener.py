@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from violations.events import (
@@ -201,6 +202,38 @@ class Listener:
         self.state = state
         level = logging.WARNING if state is State.DISCONNECTED else logging.INFO
         logger.log(level, message)
+
+
+# Django OPTIONS keys that are libpq connection parameters (others, such as
+# isolation_level or pool, are Django's own and mean nothing to libpq).
+_LIBPQ_OPTIONS = {
+    "host",
+    "port",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "options",
+    "passfile",
+    "service",
+    "target_session_attrs",
+    "connect_timeout",
+}
+
+
+def conninfo(database: dict[str, Any]) -> str:
+    """A libpq connection string for one of Django's DATABASES entries."""
+    params = {
+        "dbname": database.get("NAME"),
+        "user": database.get("USER"),
+        "password": database.get("PASSWORD"),
+        "host": database.get("HOST"),
+        "port": database.get("PORT"),
+    }
+    options = database.get("OPTIONS", {})
+    params.update({key: value for key, value in options.items() if key in _LIBPQ_OPTIONS})
+    return make_conninfo(**{key: str(v) for key, v in params.items() if v not in (None, "")})
 
 
 def _row_query(model: Any) -> sql.Composed:
