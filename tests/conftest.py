@@ -31,6 +31,15 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """A test database of this run's own, so runs sharing one server never collide."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
 def stack_env(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
     """Environment for processes that must see the test database."""
     env = dict(os.environ)
