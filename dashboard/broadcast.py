@@ -107,8 +107,13 @@ class DashboardHub:
                     await self._send(joining, html)
                     self.sockets.update(joining)
             except Exception:
-                logger.exception("dashboard render failed; the next event re-renders")
+                # Nothing is dropped: the same work is retried shortly (the database may be
+                # restarting), merged with whatever arrives meanwhile.
+                logger.exception("dashboard render failed; retrying")
+                self._events = events + self._events
                 self._joining = joining + self._joining
+                await asyncio.sleep(1)
+                self._work.set()
 
     @staticmethod
     async def _send(sockets: Any, html: str) -> None:

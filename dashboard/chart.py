@@ -1,7 +1,7 @@
 """Events per minute as a small server-rendered SVG bar chart (pure functions)."""
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 WIDTH = 600
@@ -20,17 +20,16 @@ class Bar:
 
 
 def minute_buckets(
-    timestamps: Iterable[datetime.datetime], now: datetime.datetime, minutes: int = MINUTES
+    per_minute: Mapping[datetime.datetime, int], now: datetime.datetime, minutes: int = MINUTES
 ) -> list[tuple[datetime.datetime, int]]:
-    """Counts per minute for the last `minutes` minutes, oldest first, ending at `now`'s minute."""
+    """Counts for each of the last `minutes` minutes, oldest first, ending at `now`'s minute.
+
+    `per_minute` maps the start of a minute to its count (as the database groups them);
+    minutes it leaves out count zero, minutes outside the window are ignored.
+    """
     end = now.replace(second=0, microsecond=0)
     starts = [end - datetime.timedelta(minutes=n) for n in range(minutes - 1, -1, -1)]
-    counts = dict.fromkeys(starts, 0)
-    for moment in timestamps:
-        minute = moment.replace(second=0, microsecond=0)
-        if minute in counts:
-            counts[minute] += 1
-    return list(counts.items())
+    return [(start, per_minute.get(start, 0)) for start in starts]
 
 
 def bars(buckets: list[tuple[datetime.datetime, int]]) -> list[Bar]:

@@ -5,11 +5,13 @@ first page and for every pushed update alike.
 """
 
 import datetime
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from dashboard import chart
@@ -100,12 +102,18 @@ def activity(now: datetime.datetime | None = None) -> dict[str, Any]:
     """Events per minute over the last hour, by the time rows were recorded."""
     now = now or timezone.now()
     since = now - datetime.timedelta(minutes=chart.MINUTES)
-    stamps = [
-        stamp
-        for model in violation_models().values()
-        for stamp in model.objects.filter(created_at__gt=since).values_list("created_at", flat=True)
-    ]
-    buckets = chart.minute_buckets(stamps, now)
+    per_minute: Counter[datetime.datetime] = Counter()
+    for model in violation_models().values():
+        # Grouped in the database: a busy hour is 60 rows per table, not one per violation.
+        rows = (
+            model.objects.filter(created_at__gt=since)
+            .annotate(minute=TruncMinute("created_at", tzinfo=datetime.UTC))
+            .values("minute")
+            .annotate(count=Count("id"))
+            .values_list("minute", "count")
+        )
+        per_minute.update(dict(rows))
+    buckets = chart.minute_buckets(per_minute, now)
     return {
         "bars": chart.bars(buckets),
         "total": sum(count for _, count in buckets),

@@ -31,14 +31,13 @@ def test_only_inserts_sound_an_alert_once_per_type():
 NOW = datetime.datetime(2026, 11, 21, 12, 30, 45, tzinfo=datetime.UTC)
 
 
+def minute(minutes_ago: int) -> datetime.datetime:
+    return NOW.replace(second=0) - datetime.timedelta(minutes=minutes_ago)
+
+
 def test_minute_buckets_cover_the_last_hour_oldest_first():
-    stamps = [
-        NOW,
-        NOW.replace(second=1),
-        NOW - datetime.timedelta(minutes=59),
-        NOW - datetime.timedelta(minutes=60),  # just outside the hour
-    ]
-    buckets = chart.minute_buckets(stamps, NOW)
+    per_minute = {minute(0): 2, minute(59): 1, minute(60): 5}  # minute(60): outside the hour
+    buckets = chart.minute_buckets(per_minute, NOW)
     assert len(buckets) == 60
     assert buckets[0] == (datetime.datetime(2026, 11, 21, 11, 31, tzinfo=datetime.UTC), 1)
     assert buckets[-1] == (datetime.datetime(2026, 11, 21, 12, 30, tzinfo=datetime.UTC), 2)
@@ -46,7 +45,7 @@ def test_minute_buckets_cover_the_last_hour_oldest_first():
 
 
 def test_bars_scale_to_the_busiest_minute_and_stay_in_the_box():
-    buckets = chart.minute_buckets([NOW, NOW, NOW - datetime.timedelta(minutes=1)], NOW)
+    buckets = chart.minute_buckets({minute(0): 2, minute(1): 1}, NOW)
     bars = chart.bars(buckets)
     assert bars[-1].height == chart.HEIGHT - 4
     assert bars[-2].height == (chart.HEIGHT - 4) / 2
