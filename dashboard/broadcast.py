@@ -77,18 +77,17 @@ class DashboardHub:
                     self._events.append(message["event"])
                     self._work.set()
             except asyncio.CancelledError:
+                # Stopping: awaiting the layer here could hang on a half-made subscription;
+                # the layer's connections close with it.
+                self.subscribed.clear()
                 raise
             except Exception:
+                self.subscribed.clear()
                 logger.exception("dashboard hub lost the channel layer; resubscribing")
+                if channel is not None:
+                    await _leave_group(layer, channel)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
-            finally:
-                self.subscribed.clear()
-                if channel is not None:
-                    try:
-                        await layer.group_discard(EVENTS_GROUP, channel)
-                    except Exception:  # the layer may be the thing that failed
-                        logger.debug("group_discard failed", exc_info=True)
 
     async def _render(self) -> None:
         while True:
@@ -104,8 +103,7 @@ class DashboardHub:
                     await self._send(self.sockets, html)
                 if joining:
                     html = await database_sync_to_async(fragments.render_refresh)()
-                    await self._send(joining, html)
-                    self.sockets.update(joining)
+                    self.sockets.update(await self._send(joining, html))
             except Exception:
                 # Nothing is dropped: the same work is retried shortly (the database may be
                 # restarting), merged with whatever arrives meanwhile.
@@ -115,13 +113,27 @@ class DashboardHub:
                 await asyncio.sleep(1)
                 self._work.set()
 
-    @staticmethod
-    async def _send(sockets: Any, html: str) -> None:
+    async def _send(self, sockets: Any, html: str) -> list[FragmentSocket]:
+        """Send to each of `sockets`; one that fails is dropped. Returns those that took it."""
+        delivered = []
         for socket in list(sockets):
             try:
                 await socket.send_fragment(html)
             except Exception:
                 logger.debug("dropping a socket that failed to take a fragment", exc_info=True)
+                self.sockets.discard(socket)
+            else:
+                delivered.append(socket)
+        return delivered
+
+
+async def _leave_group(layer: Any, channel: str) -> None:
+    """Best effort, bounded: the layer may be the thing that failed."""
+    try:
+        async with asyncio.timeout(2):
+            await layer.group_discard(EVENTS_GROUP, channel)
+    except Exception:
+        logger.debug("group_discard failed", exc_info=True)
 
 
 hub = DashboardHub()

@@ -3,7 +3,7 @@
 import asyncio
 import datetime
 
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 
 from dashboard import chart, fragments
 from dashboard.broadcast import DashboardHub
@@ -64,6 +64,25 @@ class RecordingSocket:
         self.arrived.set()
 
 
+def run_in_a_fresh_loop(scenario):
+    """asyncio.run(scenario()) with a channel layer of its own.
+
+    Channels caches one layer per process, bound to the event loop that first used it;
+    Daphne has one loop for its life, but each asyncio.run here is a new one.
+    """
+
+    async def with_fresh_layer():
+        channel_layers.backends.clear()
+        try:
+            return await scenario()
+        finally:
+            await get_channel_layer().flush()
+            channel_layers.backends.clear()
+
+    with without_event_loop():  # Playwright's parked loop, if a browser test ran first
+        return asyncio.run(with_fresh_layer())
+
+
 async def until(condition, arrived: asyncio.Event) -> None:
     """Wait (under the caller's deadline) until `condition()` holds after a delivery."""
     while not condition():
@@ -100,8 +119,37 @@ def test_the_hub_renders_once_per_event_for_any_number_of_sockets(monkeypatch):
             await hub.stop()
         return sockets
 
-    with without_event_loop():  # Playwright's parked loop, if a browser test ran first
-        sockets = asyncio.run(scenario())
+    sockets = run_in_a_fresh_loop(scenario)
 
     assert len(renders) == 1
     assert [s.received for s in sockets] == [["refresh", "update 1"]] * 5
+
+
+class BrokenSocket:
+    async def send_fragment(self, html: str) -> None:
+        raise ConnectionError("the client went away")
+
+
+def test_a_socket_that_cannot_take_a_fragment_is_dropped(monkeypatch, settings):
+    # About the hub's sending, not about Redis: Channels' in-process layer is enough, and it
+    # keeps this test clear of channels_redis's pub/sub receive(), whose clean-up on
+    # cancel hangs in a second event loop of one process (Daphne only ever has one).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    monkeypatch.setattr(fragments, "render_refresh", lambda: "refresh")
+
+    async def scenario() -> tuple[DashboardHub, RecordingSocket]:
+        hub = DashboardHub()
+        arrived = asyncio.Event()
+        good, broken = RecordingSocket(arrived), BrokenSocket()
+        hub.join(broken)
+        hub.join(good)
+        try:
+            async with asyncio.timeout(5):
+                await until(lambda: good.received == ["refresh"], arrived)
+        finally:
+            await hub.stop()
+        return hub, good
+
+    hub, good = run_in_a_fresh_loop(scenario)
+
+    assert hub.sockets == {good}
