@@ -18,10 +18,10 @@ install: $(VENV)/.installed  ## Create .venv and install the project and its dev
 
 run: install  ## Run the whole stack (needs DATABASE_URL and REDIS_URL for now)
 	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL (and REDIS_URL): see README"; exit 2; }
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py listen_notify & \
+	DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local} $(BIN)/python manage.py migrate --noinput
+	DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local} $(BIN)/python manage.py listen_notify & \
 	  listener=$$!; trap 'kill $$listener 2>/dev/null; wait $$listener' EXIT INT TERM; \
-	  DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/daphne -b 127.0.0.1 -p $${PORT:-8000} config.asgi:application
+	  DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local} $(BIN)/daphne -b 127.0.0.1 -p $${PORT:-8000} config.asgi:application
 
 lint: install  ## ruff check and ruff format --check
 	$(BIN)/ruff check .

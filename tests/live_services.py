@@ -21,9 +21,10 @@ _started: list = []
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config, parser, args) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    # The suite runs the production code path: DEBUG off, a real key, explicit hosts.
-    os.environ["DJANGO_DEBUG"] = "0"
+    # The suite runs the production code path (config.settings.test is production's,
+    # over plain http): DEBUG off, a real key, explicit hosts.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    os.environ.pop("DJANGO_DEBUG", None)
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     os.environ["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
     os.environ.pop("LISTEN_DATABASE_URL", None)

@@ -1,34 +1,21 @@
-"""Django settings, read once from the environment (12-factor, via django-environ).
+"""Settings shared by every environment, read once from the environment (django-environ).
 
-Every setting a deployment may change is an environment variable named in the README;
-`.env` in the project root is read too when present.
+Not used directly: `config.settings.local` (make run, manage.py) and
+`config.settings.production` (Daphne, Docker) build on it and decide DEBUG, the secret key
+and the hosts. Every setting a deployment may change is an environment variable named in
+the README; `.env` in the project root is read too when present.
 """
 
 from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
-from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
-
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
-
-# A development key is only ever used with DEBUG on; production must supply its own.
-if DEBUG:
-    SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-development-only-key")
-    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-else:
-    SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
-    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
-    if not SECRET_KEY:
-        raise ImproperlyConfigured(
-            "Set DJANGO_SECRET_KEY (or DJANGO_DEBUG=1 for local development)."
-        )
 
 INSTALLED_APPS = [
     "daphne",
@@ -136,11 +123,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        )
+        # Hashed names and precompressed files; local.py swaps in the plain storage so
+        # `make run` needs no collectstatic.
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
 MEDIA_URL = "media/"
