@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format psql lock clean screenshots
+.PHONY: install run test lint format psql lock clean screenshots soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ format: install
 
 test: lint  ## Lint, then the whole suite against real PostgreSQL, Redis, Daphne and psql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+soak: install  ## Long delivery soaks (2,000 commits/s for 30 s); .ci/run runs them
+	$(BIN)/python -m pytest -m soak -q $(PYTEST_ARGS)
 
 screenshots: install  ## Save docs/screenshot-desktop.png and docs/screenshot-phone.png
 	$(BIN)/python -m pytest -m screenshots -q

@@ -1,139 +1,160 @@
-"""One hub per web process: each event is received once, rendered once, sent to every socket.
+"""Fan-out: every socket follows the process's event stream at its own pace.
 
-Channels' usual pattern joins every consumer to the group and renders in each one: N
-renders per event for N screens. Here the hub alone subscribes, renders the fragment once
-and writes it to the dashboard sockets of this process. Hand-written because that per-
-process fan-out is this project's own idea; the channel layer still carries events
-between processes.
+Each socket has one small task that waits for the stream to move past the last position
+it sent, then sends what covers the difference: for a dashboard, one fragment rendered
+for that range (shared through a cache, so sockets in step cost one render between them,
+and a socket that fell behind gets one merged update: counts are absolute and the feed
+shows the newest rows); for the JSON feed, each missed event. A slow socket only delays
+itself, and it never holds more than one pending range, whatever the event rate.
 
-Work is serialised: a socket that joins is sent a full refresh rendered after any update
-already in progress, so it never receives an older state after a newer one.
+Hand-written because this per-process fan-out and resume is the project's own idea.
 """
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from collections import OrderedDict
+from collections.abc import Callable
+from enum import Enum
+from functools import partial
+from typing import Protocol
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 
 from dashboard import fragments
-from violations.events import EVENTS_GROUP
+from dashboard.stream import LOG_PAGE, EventStream
+from violations.events import encode_event
 
 logger = logging.getLogger(__name__)
+
+# A dashboard that missed more events than this gets a full refresh instead of an update.
+RESUME_LIMIT = 1000
 
 
 class FragmentSocket(Protocol):
     async def send_fragment(self, html: str) -> None: ...
 
 
-class DashboardHub:
-    def __init__(self) -> None:
-        self.sockets: set[FragmentSocket] = set()
-        self._joining: list[FragmentSocket] = []
-        self._events: list[dict[str, Any]] = []
-        self._work = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
-        self.subscribed = asyncio.Event()  # set while the hub is in the events group
+class EventSocket(Protocol):
+    async def send_event_text(self, text: str) -> None: ...
 
-    def join(self, socket: FragmentSocket) -> None:
-        self._start()
-        self._joining.append(socket)
-        self._work.set()
 
-    def leave(self, socket: FragmentSocket) -> None:
-        self.sockets.discard(socket)
-        if socket in self._joining:
-            self._joining.remove(socket)
+class Plan(Enum):
+    REFRESH = "refresh"  # every part, from scratch
+    UPDATE = "update"  # the parts the missed events touched
+    STATUS = "status"  # nothing missed: only the listener's health and position
 
-    def _start(self) -> None:
-        if not self._tasks or any(task.done() for task in self._tasks):
-            for task in self._tasks:
-                task.cancel()
-            self._tasks = [
-                asyncio.create_task(self._receive(), name="dashboard-hub-receive"),
-                asyncio.create_task(self._render(), name="dashboard-hub-render"),
-            ]
+
+def catch_up_plan(position: int | None, head: int, *, limit: int = RESUME_LIMIT) -> Plan:
+    """What a dashboard at `position` needs to reach `head`.
+
+    None means the page says nothing about what it holds; a position beyond the head is
+    from another database (or a log that was reset): both get a refresh, as does a page
+    so far behind that an update would cost more than a refresh.
+    """
+    if position is None or position > head or head - position > limit:
+        return Plan.REFRESH
+    if position == head:
+        return Plan.STATUS
+    return Plan.UPDATE
+
+
+def resync_message(head: int) -> str:
+    """Told to a feed client whose `since` the log cannot serve (pruned, or not ours)."""
+    return encode_event({"type": "resync", "seq": head})
+
+
+class RenderCache:
+    """Rendered fragments by key, so sockets asking for the same range share one render."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._renders: OrderedDict[tuple, asyncio.Future[str]] = OrderedDict()
+
+    async def get(self, key: tuple, render: Callable[[], str]) -> str:
+        future = self._renders.get(key)
+        if future is None:
+            future = asyncio.ensure_future(database_sync_to_async(render)())
+            self._renders[key] = future
+            while len(self._renders) > self.size:
+                self._renders.popitem(last=False)
+        try:
+            return await asyncio.shield(future)
+        except Exception:
+            if self._renders.get(key) is future:
+                del self._renders[key]  # the next asker renders again
+            raise
+
+
+class Hub:
+    """The process's event stream and the sockets following it."""
+
+    def __init__(self, stream: EventStream | None = None) -> None:
+        self.stream = stream or EventStream()
+        self.renders = RenderCache()
+
+    def follow_dashboard(self, socket: FragmentSocket, since: int | None) -> asyncio.Task:
+        self.stream.start()
+        return asyncio.create_task(self._follow_dashboard(socket, since))
+
+    def follow_feed(self, socket: EventSocket, since: int | None) -> asyncio.Task:
+        self.stream.start()
+        return asyncio.create_task(self._follow_feed(socket, since))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await self.stream.stop()
 
-    async def _receive(self) -> None:
-        """Subscribe once for the whole process; resubscribe if the layer fails."""
-        layer = get_channel_layer()
-        delay = 0.5
+    async def _follow_dashboard(self, socket: FragmentSocket, since: int | None) -> None:
+        stream = self.stream
+        await stream.ready.wait()
+        position, seen_status = since, -1
         while True:
-            channel = None
+            if position is not None:
+                await stream.wait_for_change(position, seen_status)
+            head, version, status = stream.head, stream.status_version, stream.status
+            plan = catch_up_plan(position, head)
+            events = None
+            if plan is Plan.UPDATE:
+                events = await stream.events_between(position, head)
+                if events is None:
+                    plan = Plan.REFRESH
+            if plan is Plan.REFRESH:
+                key, render = (plan, head, version), partial(fragments.render_refresh, head, status)
+            elif plan is Plan.UPDATE:
+                key = (plan, position, head, version)
+                render = partial(fragments.render_update, [e for e, _ in events], head, status)
+            else:
+                key, render = (plan, head, version), partial(fragments.render_status, head, status)
             try:
-                channel = await layer.new_channel()
-                await layer.group_add(EVENTS_GROUP, channel)
-                self.subscribed.set()
-                delay = 0.5
-                while True:
-                    message = await layer.receive(channel)
-                    self._events.append(message["event"])
-                    self._work.set()
-            except asyncio.CancelledError:
-                # Stopping: awaiting the layer here could hang on a half-made subscription;
-                # the layer's connections close with it.
-                self.subscribed.clear()
-                raise
+                html = await self.renders.get(key, render)
             except Exception:
-                self.subscribed.clear()
-                logger.exception("dashboard hub lost the channel layer; resubscribing")
-                if channel is not None:
-                    await _leave_group(layer, channel)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
-
-    async def _render(self) -> None:
-        while True:
-            await self._work.wait()
-            self._work.clear()
-            # Everything that queued up while the last render ran is handled in one go:
-            # a burst costs one render, and every fragment holds absolute state.
-            events, self._events = self._events, []
-            joining, self._joining = self._joining, []
-            try:
-                if events and self.sockets:
-                    html = await database_sync_to_async(fragments.render_update)(events)
-                    await self._send(self.sockets, html)
-                if joining:
-                    html = await database_sync_to_async(fragments.render_refresh)()
-                    self.sockets.update(await self._send(joining, html))
-            except Exception:
-                # Nothing is dropped: the same work is retried shortly (the database may be
+                # Nothing is skipped: the same range is tried again (the database may be
                 # restarting), merged with whatever arrives meanwhile.
                 logger.exception("dashboard render failed; retrying")
-                self._events = events + self._events
-                self._joining = joining + self._joining
                 await asyncio.sleep(1)
-                self._work.set()
+                continue
+            await socket.send_fragment(html)
+            position, seen_status = head, version
 
-    async def _send(self, sockets: Any, html: str) -> list[FragmentSocket]:
-        """Send to each of `sockets`; one that fails is dropped. Returns those that took it."""
-        delivered = []
-        for socket in list(sockets):
-            try:
-                await socket.send_fragment(html)
-            except Exception:
-                logger.debug("dropping a socket that failed to take a fragment", exc_info=True)
-                self.sockets.discard(socket)
-            else:
-                delivered.append(socket)
-        return delivered
+    async def _follow_feed(self, socket: EventSocket, since: int | None) -> None:
+        stream = self.stream
+        await stream.ready.wait()
+        position = stream.head if since is None else since
+        while True:
+            if position > stream.head:
+                await socket.send_event_text(resync_message(stream.head))
+                position = stream.head
+            await stream.wait_for_change(position, stream.status_version)
+            upto = min(stream.head, position + LOG_PAGE)
+            if upto <= position:
+                continue
+            events = await stream.events_between(position, upto)
+            if events is None:
+                await socket.send_event_text(resync_message(stream.head))
+                position = stream.head
+                continue
+            for _, text in events:
+                await socket.send_event_text(text)
+            position = upto
 
 
-async def _leave_group(layer: Any, channel: str) -> None:
-    """Best effort, bounded: the layer may be the thing that failed."""
-    try:
-        async with asyncio.timeout(2):
-            await layer.group_discard(EVENTS_GROUP, channel)
-    except Exception:
-        logger.debug("group_discard failed", exc_info=True)
-
-
-hub = DashboardHub()
+hub = Hub()

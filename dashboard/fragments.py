@@ -6,6 +6,8 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from dashboard import widgets
+from violations import event_log
+from violations.event_log import ListenerStatus
 
 
 def tables_to_refresh(events: Iterable[dict[str, Any]], known: Iterable[str]) -> list[str]:
@@ -19,23 +21,50 @@ def inserted_tables(events: Iterable[dict[str, Any]]) -> list[str]:
     return sorted({event["table"] for event in events if event.get("op") == "INSERT"})
 
 
-def page_context(tables: list[str] | None = None) -> dict[str, Any]:
-    """The dashboard's parts: every widget, or only those of `tables`, with feed and chart."""
+def page_context(
+    tables: list[str] | None = None,
+    *,
+    position: int | None = None,
+    listener: ListenerStatus | None = None,
+) -> dict[str, Any]:
+    """The dashboard's parts: every widget, or only those of `tables`, with feed and chart.
+
+    `position` is the last event the parts include; the page reports it when it reconnects.
+    """
     tables = widgets.all_tables() if tables is None else tables
     return {
         "widgets": [widgets.widget(table) for table in tables],
         "feed": widgets.feed(),
         "activity": widgets.activity(),
+        "position": position,
+        "listener": listener,
     }
 
 
-def render_refresh() -> str:
-    """Every part, swapped out-of-band: sent when a socket (re)connects."""
-    return render_to_string("dashboard/_updates.html", page_context() | {"inserted": []})
+def first_page_context() -> dict[str, Any]:
+    """The whole page. The position is read first, so the parts are at least that new."""
+    position = event_log.head_seq()
+    return page_context(position=position, listener=event_log.listener_status())
 
 
-def render_update(events: list[dict[str, Any]]) -> str:
-    """Only the parts a batch of events touches, swapped out-of-band."""
+def render_refresh(position: int, listener: ListenerStatus | None) -> str:
+    """Every part, swapped out-of-band: for a page that cannot be brought up to date."""
+    context = page_context(position=position, listener=listener) | {"inserted": []}
+    return render_to_string("dashboard/_updates.html", context)
+
+
+def render_update(
+    events: list[dict[str, Any]], position: int, listener: ListenerStatus | None
+) -> str:
+    """Only the parts a range of events touches, swapped out-of-band."""
     tables = tables_to_refresh(events, widgets.all_tables())
-    context = page_context(tables) | {"inserted": inserted_tables(events)}
+    context = page_context(tables, position=position, listener=listener)
+    return render_to_string(
+        "dashboard/_updates.html", context | {"inserted": inserted_tables(events)}
+    )
+
+
+def render_status(position: int, listener: ListenerStatus | None) -> str:
+    """Nothing to update: the position and the listener's health only."""
+    context = {"position": position, "listener": listener, "status_only": True}
     return render_to_string("dashboard/_updates.html", context)

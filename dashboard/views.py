@@ -11,7 +11,7 @@ from dashboard import fragments
 @login_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/index.html", fragments.page_context())
+    return render(request, "dashboard/index.html", fragments.first_page_context())
 
 
 @never_cache

@@ -83,6 +83,15 @@ def listener(stack_env, logs) -> Iterator[Listener]:
 
 
 @pytest.fixture
+def listener_paused(listener) -> Iterator[None]:
+    """For a test that runs listeners of its own: only one can be active per database, so
+    the session's listener stops for the test and starts again after it."""
+    listener.stop()
+    yield
+    listener.start()
+
+
+@pytest.fixture
 def psql(stack_env) -> Callable[[str], str]:
     """Run SQL through the real psql binary, as a user at a psql prompt would."""
 

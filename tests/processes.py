@@ -65,6 +65,14 @@ class ServerProcess:
             text = text[self._log_offset :]
         return text.decode(errors="replace")
 
+    def wait_for_log(self, text: str, *, timeout: float = 15, since: int = 0) -> None:
+        """Wait until the log (from byte `since` of this start's output) contains `text`."""
+        wait_until(
+            lambda: text in self.log(since_start=True)[since:],
+            timeout=timeout,
+            what=f"{text!r} in {self.log_path.name}",
+        )
+
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
 
@@ -105,6 +113,7 @@ class Daphne(ServerProcess):
 
 class Listener(ServerProcess):
     READY_LINE = "listening on channel"
+    STANDBY_LINE = "standby: another listener is active"
 
     def __init__(self, env: Mapping[str, str], log_path: Path, *options: str) -> None:
         argv = [sys.executable, "manage.py", "listen_notify", "--health-interval", "1", *options]

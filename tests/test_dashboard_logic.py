@@ -1,14 +1,21 @@
-"""The dashboard's plain logic: what a batch of events re-renders, the chart, the hub."""
+"""The dashboard's logic: what a batch of events re-renders, the chart, the hub's fan-out
+and catch-up (the hub against a real database and channel layer, the renderer counted)."""
 
 import asyncio
 import datetime
+import json
 
+import pytest
+from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 
 from dashboard import chart, fragments
-from dashboard.broadcast import DashboardHub
+from dashboard.broadcast import Hub, Plan, RenderCache, catch_up_plan
+from dashboard.stream import EventStream
 from tests.browser import without_event_loop
-from violations.events import EVENTS_GROUP, channel_layer_message
+from violations.event_log import head_seq
+from violations.events import EVENTS_GROUP, build_event, channel_layer_messages
+from violations.models import ChangeEvent
 
 TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
 
@@ -54,6 +61,34 @@ def test_bars_scale_to_the_busiest_minute_and_stay_in_the_box():
     assert bars[-1].x + bars[-1].width <= chart.WIDTH
 
 
+def test_catch_up_plans():
+    assert catch_up_plan(None, 10) is Plan.REFRESH  # the page says nothing
+    assert catch_up_plan(10, 10) is Plan.STATUS  # nothing missed
+    assert catch_up_plan(7, 10) is Plan.UPDATE  # three missed
+    assert catch_up_plan(11, 10) is Plan.REFRESH  # from another log
+    assert catch_up_plan(0, 5000, limit=1000) is Plan.REFRESH  # too far behind
+
+
+def test_the_render_cache_renders_a_key_once_for_every_asker_and_retries_failures():
+    calls = []
+
+    def render() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database restarting")
+        return "html"
+
+    async def scenario():
+        cache = RenderCache()
+        with pytest.raises(RuntimeError):
+            await cache.get(("k",), render)
+        return await asyncio.gather(*(cache.get(("k",), render) for _ in range(10)))
+
+    with without_event_loop():
+        assert asyncio.run(scenario()) == ["html"] * 10
+    assert len(calls) == 2
+
+
 class RecordingSocket:
     def __init__(self, arrived: asyncio.Event) -> None:
         self.received: list[str] = []
@@ -62,6 +97,17 @@ class RecordingSocket:
     async def send_fragment(self, html: str) -> None:
         self.received.append(html)
         self.arrived.set()
+
+    async def send_event_text(self, text: str) -> None:
+        self.received.append(text)
+        self.arrived.set()
+
+
+class StalledSocket:
+    """A client that never takes anything: its send never returns."""
+
+    async def send_fragment(self, html: str) -> None:
+        await asyncio.Event().wait()
 
 
 def run_in_a_fresh_loop(scenario):
@@ -90,66 +136,151 @@ async def until(condition, arrived: asyncio.Event) -> None:
         await arrived.wait()
 
 
-def test_the_hub_renders_once_per_event_for_any_number_of_sockets(monkeypatch):
+def logged_event(seq: int, table: str = TABLES[0]) -> dict:
+    """An event as the listener publishes it, also written to the log as it would be."""
+    at = datetime.datetime.now(tz=datetime.UTC)
+    ChangeEvent.objects.create(
+        table_name=table, op="INSERT", row_id=seq, data={"id": seq}, seq=seq, created_at=at
+    )
+    return build_event(
+        seq=seq, table=table, op="INSERT", row_id=seq, data={"id": seq}, created_at=at
+    )
+
+
+log_event = database_sync_to_async(logged_event)
+current_head = database_sync_to_async(head_seq)
+
+
+@pytest.fixture
+def in_memory_layer(settings):
+    # About the hub, not about Redis: Channels' in-process layer is enough, and it keeps
+    # these tests clear of channels_redis's pub/sub receive(), whose clean-up on cancel
+    # hangs in a second event loop of one process (Daphne only ever has one).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkeypatch):
     """Through the real Redis channel layer; only the renderer is counted, not mocked away."""
     renders: list[list[dict]] = []
 
-    def render_update(events):
+    def render_update(events, position, listener):
         renders.append(events)
-        return f"update {len(renders)}"
+        return f"update to {position}"
 
     monkeypatch.setattr(fragments, "render_update", render_update)
-    monkeypatch.setattr(fragments, "render_refresh", lambda: "refresh")
+    monkeypatch.setattr(fragments, "render_refresh", lambda position, listener: "refresh")
 
     async def scenario() -> list[RecordingSocket]:
-        hub = DashboardHub()
+        hub = Hub(EventStream(poll_interval=0.2))
+        hub.stream.start()
         arrived = asyncio.Event()
         sockets = [RecordingSocket(arrived) for _ in range(5)]
-        for socket in sockets:
-            hub.join(socket)
         try:
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(10):
+                await hub.stream.subscribed.wait()
+                await hub.stream.status_known.wait()
+                tasks = [hub.follow_dashboard(StalledSocket(), None)]
+                tasks += [hub.follow_dashboard(socket, None) for socket in sockets]
                 await until(lambda: all(s.received == ["refresh"] for s in sockets), arrived)
-                await hub.subscribed.wait()
-                await get_channel_layer().group_send(
-                    EVENTS_GROUP, channel_layer_message(event(TABLES[0]))
-                )
+                base = await current_head()  # seq never goes back, even across tests
+                events = [await log_event(base + n) for n in (1, 2)]
+                for message in channel_layer_messages(events):
+                    await get_channel_layer().group_send(EVENTS_GROUP, message)
                 await until(lambda: all(len(s.received) == 2 for s in sockets), arrived)
         finally:
+            for task in tasks:
+                task.cancel()
             await hub.stop()
         return sockets
 
     sockets = run_in_a_fresh_loop(scenario)
 
-    assert len(renders) == 1
-    assert [s.received for s in sockets] == [["refresh", "update 1"]] * 5
+    assert [len(batch) for batch in renders] == [2]
+    assert {s.received[1] for s in sockets} == {f"update to {renders[0][-1]['seq']}"}
+    assert [s.received[0] for s in sockets] == ["refresh"] * 5
 
 
-class BrokenSocket:
-    async def send_fragment(self, html: str) -> None:
-        raise ConnectionError("the client went away")
-
-
-def test_a_socket_that_cannot_take_a_fragment_is_dropped(monkeypatch, settings):
-    # About the hub's sending, not about Redis: Channels' in-process layer is enough, and it
-    # keeps this test clear of channels_redis's pub/sub receive(), whose clean-up on
-    # cancel hangs in a second event loop of one process (Daphne only ever has one).
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    monkeypatch.setattr(fragments, "render_refresh", lambda: "refresh")
-
-    async def scenario() -> tuple[DashboardHub, RecordingSocket]:
-        hub = DashboardHub()
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("in_memory_layer")
+def test_events_lost_on_the_way_are_read_from_the_log_in_order():
+    async def scenario() -> RecordingSocket:
+        hub = Hub(EventStream(poll_interval=60))  # only the jump in seq can reveal the loss
+        hub.stream.start()
         arrived = asyncio.Event()
-        good, broken = RecordingSocket(arrived), BrokenSocket()
-        hub.join(broken)
-        hub.join(good)
+        feed = RecordingSocket(arrived)
         try:
-            async with asyncio.timeout(5):
-                await until(lambda: good.received == ["refresh"], arrived)
+            async with asyncio.timeout(10):
+                await hub.stream.subscribed.wait()
+                await hub.stream.ready.wait()
+                base = hub.stream.head
+                task = hub.follow_feed(feed, base)
+                lost = [await log_event(base + 1), await log_event(base + 2)]  # not published
+                arrived_event = await log_event(base + 3)
+                for message in channel_layer_messages([arrived_event]):
+                    await get_channel_layer().group_send(EVENTS_GROUP, message)
+                await until(lambda: len(feed.received) == 3, arrived)
+                assert lost
         finally:
+            task.cancel()
             await hub.stop()
-        return hub, good
+        return feed, base
 
-    hub, good = run_in_a_fresh_loop(scenario)
+    feed, base = run_in_a_fresh_loop(scenario)
+    assert [json.loads(text)["seq"] for text in feed.received] == [base + 1, base + 2, base + 3]
 
-    assert hub.sockets == {good}
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("in_memory_layer")
+def test_a_loss_at_the_end_of_a_burst_is_noticed_by_the_poll():
+    async def scenario() -> RecordingSocket:
+        hub = Hub(EventStream(poll_interval=0.2))
+        hub.stream.start()
+        arrived = asyncio.Event()
+        feed = RecordingSocket(arrived)
+        try:
+            async with asyncio.timeout(10):
+                await hub.stream.ready.wait()
+                base = hub.stream.head
+                task = hub.follow_feed(feed, base)
+                for n in (1, 2, 3):
+                    await log_event(base + n)  # in the log, never published
+                await until(lambda: len(feed.received) == 3, arrived)
+        finally:
+            task.cancel()
+            await hub.stop()
+        return feed, base
+
+    feed, base = run_in_a_fresh_loop(scenario)
+    assert [json.loads(text)["seq"] for text in feed.received] == [base + 1, base + 2, base + 3]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("in_memory_layer")
+def test_a_feed_resuming_from_before_the_pruned_log_is_told_to_resync():
+    async def scenario() -> RecordingSocket:
+        base = await current_head()
+        for n in (5, 6):  # 1..4 pruned
+            await log_event(base + n)
+        hub = Hub(EventStream(poll_interval=60))
+        hub.stream.start()
+        arrived = asyncio.Event()
+        feed = RecordingSocket(arrived)
+        try:
+            async with asyncio.timeout(10):
+                await hub.stream.ready.wait()
+                task = hub.follow_feed(feed, base + 2)
+                await until(lambda: len(feed.received) == 1, arrived)
+                await log_event(base + 7)
+                for message in channel_layer_messages([await log_event(base + 8)]):
+                    await get_channel_layer().group_send(EVENTS_GROUP, message)
+                await until(lambda: len(feed.received) == 3, arrived)
+        finally:
+            task.cancel()
+            await hub.stop()
+        return feed, base
+
+    feed, base = run_in_a_fresh_loop(scenario)
+    received = [json.loads(text) for text in feed.received]
+    assert received[0] == {"type": "resync", "seq": base + 6}
+    assert [e["seq"] for e in received[1:]] == [base + 7, base + 8]

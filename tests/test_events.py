@@ -1,116 +1,136 @@
-"""violations.events: how a NOTIFY payload becomes (or does not become) an event."""
+"""Notifications and events: plain functions, no servers."""
 
 import datetime
-import decimal
 import json
-import uuid
 
 import pytest
 
+from violations.event_log import listener_lock_key, parse_duration
 from violations.events import (
-    ChangeHint,
-    InvalidHint,
+    EVENTS_MESSAGE_TYPE,
+    MAX_MESSAGE_BYTES,
+    InvalidNotification,
     build_event,
-    confirmed_events,
-    ids_by_table,
-    json_value,
-    parse_hint,
+    channel_layer_messages,
+    encode_event,
+    event_from_log_row,
+    parse_notification,
 )
 
-TABLES = {"violation_humandetections", "violation_ppedetections"}
+AT = datetime.datetime(2026, 11, 21, 10, 0, tzinfo=datetime.UTC)
 
 
-def hint_payload(**fields) -> str:
-    return json.dumps({"table": "violation_humandetections", "op": "INSERT", "id": 7} | fields)
+def payload(**fields) -> str:
+    defaults = {"event_id": 42, "table": "violation_humandetections", "op": "INSERT", "id": 7}
+    return json.dumps(defaults | fields)
 
 
-def test_a_trigger_payload_parses_into_a_hint():
-    hint = parse_hint(hint_payload(), TABLES)
-    assert hint == ChangeHint("violation_humandetections", "INSERT", 7)
+def test_a_trigger_notification_names_its_event():
+    assert parse_notification(payload()) == 42
+
+
+def test_only_the_event_id_is_read_the_rest_is_not_trusted():
+    assert parse_notification(payload(table="auth_user", op="DROP", data={"x": 1})) == 42
 
 
 @pytest.mark.parametrize(
-    ("payload", "reason"),
+    ("text", "reason"),
     [
-        ("garbage", "not JSON"),
         ("", "not JSON"),
-        ("[1]", "not a JSON object"),
-        ("null", "not a JSON object"),
-        (hint_payload(table="auth_user"), "unknown table 'auth_user'"),
-        (hint_payload(table="pg_authid"), "unknown table"),
-        (hint_payload(table=["violation_humandetections"]), "unknown table"),
-        (hint_payload(op="TRUNCATE"), "unknown operation"),
-        (hint_payload(op="insert"), "unknown operation"),
-        (hint_payload(id=0), "not a positive bigint"),
-        (hint_payload(id=-3), "not a positive bigint"),
-        (hint_payload(id=2**63), "not a positive bigint"),
-        (hint_payload(id=1.5), "not a positive bigint"),
-        (hint_payload(id="7"), "not a positive bigint"),
-        (hint_payload(id=True), "not a positive bigint"),
-        (hint_payload(id=None), "not a positive bigint"),
-        ('{"table": "violation_humandetections", "op": "INSERT"}', "not a positive bigint"),
+        ("garbage", "not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        ("42", "not a JSON object"),
+        (payload(event_id=0), "not a positive bigint"),
+        (payload(event_id=-3), "not a positive bigint"),
+        (payload(event_id=2**63), "not a positive bigint"),
+        (payload(event_id=1.5), "not an integer"),
+        (payload(event_id="7"), "not an integer"),
+        (payload(event_id=True), "not an integer"),
+        (payload(event_id=None), "not an integer"),
+        ('{"table": "violation_humandetections"}', "not an integer"),
         ("[" * 100_000, "too long"),
         ("[" * 1000, "not JSON"),
     ],
 )
-def test_payloads_that_are_not_hints_are_rejected_with_a_reason(payload, reason):
-    with pytest.raises(InvalidHint, match=reason):
-        parse_hint(payload, TABLES)
+def test_other_payloads_are_rejected_with_a_reason(text, reason):
+    with pytest.raises(InvalidNotification, match=reason):
+        parse_notification(text)
 
 
-def test_extra_payload_fields_are_ignored_not_trusted():
-    hint = parse_hint(hint_payload(data={"camera_id": 666}), TABLES)
-    assert hint == ChangeHint("violation_humandetections", "INSERT", 7)
-
-
-def test_ids_are_grouped_by_table_once_each_in_first_seen_order():
-    hints = [
-        ChangeHint("a", "INSERT", 3),
-        ChangeHint("b", "INSERT", 1),
-        ChangeHint("a", "UPDATE", 3),
-        ChangeHint("a", "INSERT", 2),
-    ]
-    assert ids_by_table(hints) == {"a": [3, 2], "b": [1]}
-
-
-def test_values_become_json():
-    assert json_value(datetime.date(2025, 7, 28)) == "2025-07-28"
-    assert json_value(datetime.time(15, 0, 1)) == "15:00:01"
-    moment = datetime.datetime(2025, 7, 28, 15, 0, tzinfo=datetime.UTC)
-    assert json_value(moment) == "2025-07-28T15:00:00+00:00"
-    assert json_value(decimal.Decimal("1.50")) == "1.50"
-    assert json_value(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
-    assert [json_value(v) for v in (None, True, 3, 1.5, "x")] == [None, True, 3, 1.5, "x"]
-    with pytest.raises(TypeError):
-        json_value(object())
-
-
-def test_an_event_carries_the_row_as_read():
-    row = {"id": 7, "camera_id": 2, "violation_date": datetime.date(2025, 7, 28)}
-    event = build_event(ChangeHint("violation_humandetections", "INSERT", 7), row)
+def test_an_event_is_the_log_entry_in_the_documented_shape():
+    row = {
+        "seq": 5,
+        "table_name": "violation_ppedetections",
+        "op": "INSERT",
+        "row_id": 7,
+        "data": {"id": 7, "camera_id": 2},
+        "created_at": AT,
+    }
+    event = event_from_log_row(row)
     assert event == {
-        "table": "violation_humandetections",
+        "seq": 5,
+        "table": "violation_ppedetections",
         "op": "INSERT",
         "id": 7,
-        "data": {"id": 7, "camera_id": 2, "violation_date": "2025-07-28"},
+        "data": {"id": 7, "camera_id": 2},
+        "at": "2026-11-21T10:00:00+00:00",
     }
-    json.dumps(event)  # and it is JSON all the way down
+    assert json.loads(encode_event(event)) == event
 
 
-def test_the_database_confirms_or_contradicts_each_hint():
-    table = "violation_humandetections"
-    rows = {table: {1: {"id": 1, "camera_id": 4}}}
-    hints = [
-        ChangeHint(table, "INSERT", 1),  # row there: confirmed
-        ChangeHint(table, "UPDATE", 1),  # row there: confirmed
-        ChangeHint(table, "INSERT", 2),  # row missing: forged, or deleted since
-        ChangeHint(table, "DELETE", 1),  # row still there: forged
-        ChangeHint(table, "DELETE", 3),  # row gone: confirmed
-    ]
-    events, rejected = confirmed_events(hints, rows)
-    assert [(e["op"], e["id"], e["data"]) for e in events] == [
-        ("INSERT", 1, {"id": 1, "camera_id": 4}),
-        ("UPDATE", 1, {"id": 1, "camera_id": 4}),
-        ("DELETE", 3, None),
-    ]
-    assert rejected == [hints[2], hints[3]]
+def test_a_delete_carries_no_data():
+    event = build_event(
+        seq=1, table="violation_lotodetections", op="DELETE", row_id=3, data=None, created_at=AT
+    )
+    assert event["data"] is None
+
+
+def big_event(seq: int, size: int) -> dict:
+    return build_event(
+        seq=seq, table="t", op="INSERT", row_id=seq, data={"blob": "x" * size}, created_at=AT
+    )
+
+
+def test_channel_layer_messages_keep_order_and_bound_their_size():
+    events = [big_event(seq, 100_000) for seq in range(1, 8)]
+    messages = list(channel_layer_messages(events))
+    assert len(messages) > 1
+    assert all(m["type"] == EVENTS_MESSAGE_TYPE for m in messages)
+    assert [e["seq"] for m in messages for e in m["events"]] == list(range(1, 8))
+    for message in messages:
+        size = sum(len(encode_event(e)) for e in message["events"])
+        assert size <= MAX_MESSAGE_BYTES or len(message["events"]) == 1
+
+
+def test_small_events_share_one_message():
+    events = [big_event(seq, 10) for seq in range(1, 101)]
+    assert len(list(channel_layer_messages(events))) == 1
+    assert list(channel_layer_messages([])) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7d", datetime.timedelta(days=7)),
+        ("12h", datetime.timedelta(hours=12)),
+        ("30m", datetime.timedelta(minutes=30)),
+        ("90s", datetime.timedelta(seconds=90)),
+        ("2w", datetime.timedelta(weeks=2)),
+        (" 3 d ", datetime.timedelta(days=3)),
+    ],
+)
+def test_retention_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "7", "d", "7y", "-1d", "1.5h", "7 days"])
+def test_bad_durations_say_what_is_accepted(text):
+    with pytest.raises(ValueError, match=r"e\.g\. 7d, 12h"):
+        parse_duration(text)
+
+
+def test_the_listener_lock_is_per_channel_and_a_positive_bigint():
+    key = listener_lock_key("violations_channel")
+    assert 0 < key < 2**63
+    assert key == listener_lock_key("violations_channel")
+    assert key != listener_lock_key("other_channel")

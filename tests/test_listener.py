@@ -26,6 +26,7 @@ def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():
     assert backoff.next_delay() <= 0.5
 
 
+@pytest.mark.usefixtures("listener_paused")
 def test_retries_log_one_line_per_state_change(stack_env, logs):
     env = stack_env | {
         # Nothing listens on this port: every attempt is refused.
@@ -46,6 +47,7 @@ def test_retries_log_one_line_per_state_change(stack_env, logs):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("listener_paused")
 def test_a_silently_dead_connection_is_noticed_and_replaced(stack_env, logs, open_feed):
     params = conninfo_to_dict(stack_env["DATABASE_URL"])
     host, port = params.get("host", "127.0.0.1"), int(params.get("port", 5432))

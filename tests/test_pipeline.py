@@ -151,19 +151,21 @@ def test_bad_notifications_send_nothing_and_the_listener_carries_on(
     assert listener.running()
 
 
-def test_a_forged_update_of_a_real_row_carries_the_row_as_stored(open_feed, psql):
+def test_a_forged_notification_of_a_real_row_announces_nothing(open_feed, psql):
     row = new_row(camera_id=11)
     feed = open_feed()
+    forged_event_id = 10**12
 
     psql(
         "NOTIFY violations_channel, "
-        f'\'{{"table": "violation_humandetections", "op": "UPDATE", "id": {row.id}, '
-        '"data": {"camera_id": 666}}\';'
+        f'\'{{"event_id": {forged_event_id}, "table": "violation_humandetections", '
+        f'"op": "UPDATE", "id": {row.id}, "data": {{"camera_id": 666}}}}\';'
     )
+    real = new_row(camera_id=12)
 
+    # The forged notification found nothing in the log; the next real change comes first.
     event = receive_json(feed)
-    assert event["id"] == row.id
-    assert event["data"]["camera_id"] == 11  # read from the table, not from the payload
+    assert (event["op"], event["id"], event["data"]["camera_id"]) == ("INSERT", real.id, 12)
 
 
 def test_listener_reconnects_after_its_connection_is_terminated(open_feed, psql, listener):
@@ -200,8 +202,9 @@ def test_socket_from_a_foreign_origin_is_refused(open_feed):
     assert refused.value.response.status_code == 403
 
 
-def test_listener_stops_cleanly_on_sigterm(stack_env, logs):
-    process = Listener(stack_env, logs / "listener-sigterm.log").start()
+def test_a_second_listener_waits_on_standby_and_stops_cleanly_on_sigterm(stack_env, logs):
+    process = Listener(stack_env, logs / "listener-sigterm.log").start(wait=False)
+    process.wait_for_log(Listener.STANDBY_LINE)
     process.signal(signal.SIGTERM)
     assert process.process.wait(timeout=10) == 0
     assert "stopped" in process.log(since_start=True)

@@ -5,10 +5,10 @@ import json
 import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from violations.listener import conninfo
-from violations.models import Violation, violation_models
+from violations.models import ChangeEvent, Violation, violation_models
 from violations.notify import NOTIFY_CHANNEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,9 +62,20 @@ def test_the_recipes_psql_insert_works_and_notifies(table, notifications):
         (row_id,) = cursor.fetchone()
         cursor.execute(f"UPDATE {table} SET camera_id = 3 WHERE id = %s", [row_id])
         cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])
-    assert notifications(3) == [
+    received = notifications(3)
+    assert [{k: n[k] for k in ("table", "op", "id")} for n in received] == [
         {"table": table, "op": op, "id": row_id} for op in ("INSERT", "UPDATE", "DELETE")
     ]
+    # Each names its entry in the event log, which holds the row as each statement left it.
+    logged = {e.id: e for e in ChangeEvent.objects.filter(id__in=[n["event_id"] for n in received])}
+    assert [(logged[n["event_id"]].op, logged[n["event_id"]].row_id) for n in received] == [
+        ("INSERT", row_id),
+        ("UPDATE", row_id),
+        ("DELETE", row_id),
+    ]
+    assert logged[received[0]["event_id"]].data["camera_id"] == 2
+    assert logged[received[1]["event_id"]].data["camera_id"] == 3
+    assert logged[received[2]["event_id"]].data is None
 
 
 def test_a_row_far_over_the_notify_limit_still_inserts_and_notifies(notifications):
@@ -75,7 +86,41 @@ def test_a_row_far_over_the_notify_limit_still_inserts_and_notifies(notification
         violation_time="15:00",
         violation_image="/media/" + "é" * 20_000,  # 40 kB of UTF-8
     )
-    assert notifications(1) == [{"table": "violation_ppedetections", "op": "INSERT", "id": row.id}]
+    [notification] = notifications(1)
+    assert (notification["table"], notification["op"], notification["id"]) == (
+        "violation_ppedetections",
+        "INSERT",
+        row.id,
+    )
+    assert ChangeEvent.objects.get(id=notification["event_id"]).data["violation_image"] == (
+        "/media/" + "é" * 20_000
+    )
+
+
+def test_a_rolled_back_change_leaves_no_event_and_sends_no_notification(notifications):
+    model = violation_models()["violation_humandetections"]
+    with transaction.atomic():
+        model.objects.create(
+            camera_id=1,
+            violation_date="2025-07-28",
+            violation_time="15:00",
+            violation_image="/media/rolled-back.jpg",
+        )
+        transaction.set_rollback(True)  # the camera system's transaction fails
+    assert ChangeEvent.objects.count() == 0
+    assert notifications(1) == []
+
+
+def test_events_wait_in_the_log_until_a_listener_numbers_them():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO violation_lotodetections"
+            "(camera_id, violation_date, violation_time, violation_image) "
+            "VALUES (2, '2025-07-28', '15:00:00', '/media/x.jpg')"
+        )
+    event = ChangeEvent.objects.get()
+    assert (event.table_name, event.op, event.seq) == ("violation_lotodetections", "INSERT", None)
+    assert event.created_at is not None
 
 
 def test_a_new_violation_type_inherits_the_trigger():

@@ -1,120 +1,113 @@
-"""What a change notification says, and the event the rest of the system receives.
+"""What a notification says, and the event the rest of the system receives.
 
-Plain functions, no IO: the listener feeds them NOTIFY payloads and rows it read, and
-they decide what is announced. The event shape is defined here and nowhere else.
+Plain functions, no IO. The event shape is defined here and nowhere else:
 
-A NOTIFY payload is an untrusted hint: anyone who can connect to the database can send
-one. An event is only ever built from the row as the database holds it.
+    {"seq": 42, "table": "violation_ppedetections", "op": "INSERT", "id": 7,
+     "data": {...the row as committed, or null after a DELETE...},
+     "at": "2026-11-21T10:00:00.123456+00:00"}
+
+`seq` is the event's place in the delivered stream (1, 2, 3... without gaps): a client
+that remembers the last `seq` it applied can ask for everything after it.
+
+A NOTIFY payload is an untrusted wake-up call: anyone who can connect to the database can
+send one. Events are only ever built from the event log, which only the trigger writes.
 """
 
 import datetime
-import decimal
 import json
-import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-# Channel-layer group every event is sent to; the dashboard subscribes to it.
+# Channel-layer group every event batch is sent to; each web process subscribes once.
 EVENTS_GROUP = "violation_events"
-# Channel-layer message type: consumers handle it in a `violation_event` method.
-EVENT_MESSAGE_TYPE = "violation.event"
+# Channel-layer message type: a batch of events, in `seq` order.
+EVENTS_MESSAGE_TYPE = "violation.events"
 
 OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE"})
-MAX_ROW_ID = 2**63 - 1  # bigint
-# A real hint is under 150 bytes; anything much longer is not worth parsing.
-MAX_HINT_BYTES = 1024
+MAX_BIGINT = 2**63 - 1
+# A real notification is under 200 bytes; anything much longer is not worth parsing.
+MAX_NOTIFICATION_BYTES = 1024
+# One channel-layer message carries at most about this much event JSON: a burst of large
+# rows becomes several messages instead of one that Redis and msgpack struggle with.
+MAX_MESSAGE_BYTES = 256 * 1024
 
-JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 Event = dict[str, Any]
 
 
-class InvalidHint(ValueError):
-    """A NOTIFY payload that is not a change hint for a known table."""
+class InvalidNotification(ValueError):
+    """A NOTIFY payload that is not one the trigger sends."""
 
 
-@dataclass(frozen=True)
-class ChangeHint:
-    """What the trigger claims: `op` happened to row `id` of `table`."""
+def parse_notification(payload: str) -> int:
+    """The event id a NOTIFY payload names; raise InvalidNotification saying what is wrong.
 
-    table: str
-    op: str
-    id: int
-
-
-def parse_hint(payload: str, known_tables: Iterable[str]) -> ChangeHint:
-    """Parse and check a NOTIFY payload; raise InvalidHint saying what is wrong with it."""
-    if len(payload) > MAX_HINT_BYTES:
-        raise InvalidHint(f"payload of {len(payload)} characters is too long to be a hint")
+    Only the id is used, and only to say "the log has news": the event itself is read from
+    the log, so a forged notification finds nothing to announce.
+    """
+    if len(payload) > MAX_NOTIFICATION_BYTES:
+        raise InvalidNotification(f"payload of {len(payload)} characters is too long")
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError) as exc:
-        raise InvalidHint(f"payload is not JSON ({exc})") from None
+        raise InvalidNotification(f"payload is not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise InvalidHint("payload is not a JSON object")
-    table, op, row_id = data.get("table"), data.get("op"), data.get("id")
-    if not isinstance(table, str) or table not in set(known_tables):
-        raise InvalidHint(f"unknown table {table!r}")
-    if op not in OPERATIONS:
-        raise InvalidHint(f"unknown operation {op!r}")
-    # bool is an int in Python; a JSON true is not a row id.
-    if isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 < row_id <= MAX_ROW_ID:
-        raise InvalidHint(f"id {row_id!r} is not a positive bigint")
-    return ChangeHint(table=table, op=op, id=row_id)
+        raise InvalidNotification("payload is not a JSON object")
+    event_id = data.get("event_id")
+    # bool is an int in Python; a JSON true is not an id.
+    if isinstance(event_id, bool) or not isinstance(event_id, int):
+        raise InvalidNotification(f"event_id {event_id!r} is not an integer")
+    if not 0 < event_id <= MAX_BIGINT:
+        raise InvalidNotification(f"event_id {event_id} is not a positive bigint")
+    return event_id
 
 
-def ids_by_table(hints: Iterable[ChangeHint]) -> dict[str, list[int]]:
-    """The distinct row ids to read per table, so one query per table serves a batch."""
-    wanted: dict[str, dict[int, None]] = {}
-    for hint in hints:
-        wanted.setdefault(hint.table, {})[hint.id] = None
-    return {table: list(ids) for table, ids in wanted.items()}
+def build_event(
+    *,
+    seq: int,
+    table: str,
+    op: str,
+    row_id: int,
+    data: Mapping[str, Any] | None,
+    created_at: datetime.datetime,
+) -> Event:
+    """The event clients receive for one entry of the log."""
+    return {
+        "seq": seq,
+        "table": table,
+        "op": op,
+        "id": row_id,
+        "data": None if data is None else dict(data),
+        "at": created_at.isoformat(),
+    }
 
 
-def json_value(value: Any) -> JsonValue:
-    """A database value as JSON: dates and times in ISO 8601, decimals and UUIDs as text."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime.date | datetime.time):  # datetime is a date
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    raise TypeError(f"no JSON form for {type(value).__name__}")
+def event_from_log_row(row: Mapping[str, Any]) -> Event:
+    """An event from a `violation_events` row read as a mapping of its columns."""
+    return build_event(
+        seq=row["seq"],
+        table=row["table_name"],
+        op=row["op"],
+        row_id=row["row_id"],
+        data=row["data"],
+        created_at=row["created_at"],
+    )
 
 
-def build_event(hint: ChangeHint, row: Mapping[str, Any] | None) -> Event:
-    """The event for a confirmed hint: `data` is the row, or None once it is deleted."""
-    data = None if row is None else {name: json_value(value) for name, value in row.items()}
-    return {"table": hint.table, "op": hint.op, "id": hint.id, "data": data}
+def encode_event(event: Event) -> str:
+    """The JSON text of an event, as the programmatic feed sends it."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-def confirmed_events(
-    hints: Iterable[ChangeHint], rows: Mapping[str, Mapping[int, Mapping[str, Any]]]
-) -> tuple[list[Event], list[ChangeHint]]:
-    """Split hints into events the database confirms and hints it contradicts.
-
-    `rows` is what was read after the hints arrived: {table: {id: row}}. An INSERT or
-    UPDATE is confirmed by the row being there (its data is read, not trusted), a DELETE by
-    its absence. A row inserted and deleted before it was read yields only the DELETE.
-    """
-    events: list[Event] = []
-    rejected: list[ChangeHint] = []
-    for hint in hints:
-        row = rows.get(hint.table, {}).get(hint.id)
-        if hint.op == "DELETE":
-            if row is None:
-                events.append(build_event(hint, None))
-            else:
-                rejected.append(hint)
-        elif row is not None:
-            events.append(build_event(hint, row))
-        else:
-            rejected.append(hint)
-    return events, rejected
-
-
-def channel_layer_message(event: Event) -> dict[str, Any]:
-    """Wrap an event for `channel_layer.group_send(EVENTS_GROUP, ...)`."""
-    return {"type": EVENT_MESSAGE_TYPE, "event": event}
+def channel_layer_messages(events: list[Event]) -> Iterator[dict[str, Any]]:
+    """`events` (in seq order) as channel-layer messages of bounded size, still in order."""
+    batch: list[Event] = []
+    size = 0
+    for event in events:
+        event_size = len(encode_event(event))
+        if batch and size + event_size > MAX_MESSAGE_BYTES:
+            yield {"type": EVENTS_MESSAGE_TYPE, "events": batch}
+            batch, size = [], 0
+        batch.append(event)
+        size += event_size
+    if batch:
+        yield {"type": EVENTS_MESSAGE_TYPE, "events": batch}

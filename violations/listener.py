@@ -1,14 +1,21 @@
-"""The listener: LISTEN on PostgreSQL, read the rows each hint names, publish events.
+"""The listener: deliver the event log, in order, exactly once, to the channel layer.
 
-Thin IO around violations.events: it owns two connections (one held in LISTEN, one for
-reading rows, because psycopg locks a connection while it waits for notifications), the
-reconnect loop and the health check. It knows nothing of screens; it publishes.
+Thin IO around violations.events. It holds two connections: one in LISTEN (NOTIFY only
+says "the log has news"; psycopg locks a connection while it waits for notifications) and
+one that holds the active-listener advisory lock and numbers pending events. Numbering
+(`seq`) commits before publishing, so a crash between the two loses nothing: web processes
+notice the gap and read the missing events from the log.
+
+Several listeners may run (rolling deploys, high availability): the one holding the lock
+is active, the others wait on standby and take over within `standby_interval` of its
+connection closing. It knows nothing of screens; it publishes.
 """
 
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -18,22 +25,49 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
-from violations.events import (
-    ChangeHint,
-    Event,
-    InvalidHint,
-    confirmed_events,
-    ids_by_table,
-    parse_hint,
-)
+from violations.events import Event, InvalidNotification, event_from_log_row, parse_notification
 from violations.notify import validate_channel_name
+from violations.triggers import EVENT_LOG_TABLE, HEAD_SQL, LAST_SEQ_SEQUENCE
 
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[list[Event]], Awaitable[None]]
 
-# How many queued notifications one read of the tables serves at most.
+# How many pending events one statement numbers at most.
 MAX_BATCH = 1000
+
+# Numbers the oldest pending events after `head`, in one statement (so in one transaction,
+# under the lock). Pending rows only become visible once their transaction commits, so an
+# event whose id was handed out before a later one's but committed after it is simply
+# numbered later: nothing is skipped, whatever order transactions commit in. `{order}`
+# is commit order when the server tracks commit timestamps, else id order within a batch.
+# The high-water mark is kept in a sequence too, so `seq` never goes back, even after the
+# log is pruned empty or truncated.
+_NUMBER_PENDING = """
+WITH pending AS (
+    SELECT id{commit_ts} FROM {log} WHERE seq IS NULL
+    ORDER BY {order} LIMIT %(limit)s FOR UPDATE
+), numbered AS (
+    SELECT id, %(head)s + row_number() OVER (ORDER BY {order}) AS seq FROM pending
+), updated AS (
+    UPDATE {log} AS e SET seq = numbered.seq FROM numbered WHERE e.id = numbered.id
+    RETURNING e.seq, e.table_name, e.op, e.row_id, e.data, e.created_at
+)
+SELECT updated.*, setval({last_seq}, (SELECT max(seq) FROM updated)) AS last_seq FROM updated
+"""
+
+
+def _number_pending_query(track_commit_timestamp: bool) -> sql.Composed:
+    if track_commit_timestamp:
+        commit_ts, order = ", pg_xact_commit_timestamp(xmin) AS committed_at", "committed_at, id"
+    else:
+        commit_ts, order = "", "id"
+    return sql.SQL(_NUMBER_PENDING).format(
+        log=sql.Identifier(EVENT_LOG_TABLE),
+        commit_ts=sql.SQL(commit_ts),
+        order=sql.SQL(order),
+        last_seq=sql.Literal(LAST_SEQ_SEQUENCE),
+    )
 
 
 @dataclass
@@ -56,16 +90,37 @@ class Backoff:
 
 class State(Enum):
     STARTING = "starting"
+    STANDBY = "standby"
     LISTENING = "listening"
     DISCONNECTED = "disconnected"
     STOPPED = "stopped"
 
 
-class Listener:
-    """Forward every confirmed change on `channel` to `publish`, reconnecting forever.
+@dataclass
+class WarningSummary:
+    """Log the first of a run of similar warnings at once, then one count per `interval`.
 
-    `models` maps table name to model: the only tables read, and the only ones announced.
+    A flood of garbage NOTIFYs must not become a flood of log lines.
     """
+
+    message: str
+    interval: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    _suppressed: int = 0
+    _last_logged: float = float("-inf")
+
+    def warn(self, detail: str) -> None:
+        now = self.clock()
+        if now - self._last_logged >= self.interval:
+            more = f" (and {self._suppressed} more since)" if self._suppressed else ""
+            logger.warning("%s: %s%s", self.message, detail, more)
+            self._last_logged, self._suppressed = now, 0
+        else:
+            self._suppressed += 1
+
+
+class Listener:
+    """Deliver every committed event of the log to `publish`, reconnecting forever."""
 
     def __init__(
         self,
@@ -73,28 +128,34 @@ class Listener:
         listen_conninfo: str,
         query_conninfo: str,
         channel: str,
-        models: Mapping[str, Any],
+        lock_key: int,
         publish: Publish,
         health_interval: float = 10.0,
         health_timeout: float = 5.0,
+        standby_interval: float = 0.5,
+        publish_timeout: float = 5.0,
         backoff: Backoff | None = None,
     ) -> None:
         self.listen_conninfo = listen_conninfo
         self.query_conninfo = query_conninfo
         self.channel = validate_channel_name(channel)
-        self.models = dict(models)
+        self.lock_key = lock_key
         self.publish = publish
         self.health_interval = health_interval
         self.health_timeout = health_timeout
+        self.standby_interval = standby_interval
+        self.publish_timeout = publish_timeout
         self.backoff = backoff or Backoff()
         self.state = State.STARTING
-        self._row_queries = {table: _row_query(model) for table, model in self.models.items()}
+        self.head = 0  # last seq this listener numbered
+        self._invalid = WarningSummary("ignored notification")
+        self._publish_failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Listen until `stop` is set; every error short of that leads to a reconnect."""
+        """Deliver until `stop` is set; every error short of that leads to a reconnect."""
         while not stop.is_set():
             try:
-                await _until_stopped(self._listen_once(), stop)
+                await _until_stopped(self._serve_once(), stop)
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 self._set_state(State.DISCONNECTED, f"not connected ({_describe(exc)}); retrying")
             except Exception:
@@ -107,25 +168,48 @@ class Listener:
                 await _sleep_unless_stopped(delay, stop)
         self._set_state(State.STOPPED, "stopped")
 
-    async def _listen_once(self) -> None:
-        async with (
-            await _connect(self.listen_conninfo) as listen_conn,
-            await _connect(self.query_conninfo) as query_conn,
-        ):
-            await listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-            self.backoff.reset()
-            self._set_state(State.LISTENING, f"listening on channel {self.channel}")
-            payloads: asyncio.Queue[str] = asyncio.Queue()
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._receive(listen_conn, payloads))
-                tasks.create_task(self._forward(query_conn, payloads))
+    async def _serve_once(self) -> None:
+        async with await _connect(self.query_conninfo) as query_conn:
+            await self._become_active(query_conn)
+            async with await _connect(self.listen_conninfo) as listen_conn:
+                # LISTEN before the first read of the log: a change committed in between
+                # is then either read now or announced later, never neither.
+                await listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                numbering = _number_pending_query(await _tracks_commit_order(query_conn))
+                self.head = await _read_head(query_conn)
+                self.backoff.reset()
+                self._set_state(State.LISTENING, f"listening on channel {self.channel}")
+                news = asyncio.Event()
+                news.set()  # catch up on whatever committed while no listener was active
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._receive(listen_conn, news))
+                    tasks.create_task(self._deliver(query_conn, numbering, news))
 
-    async def _receive(self, conn: psycopg.AsyncConnection, payloads: asyncio.Queue[str]) -> None:
-        """Queue every payload; between waits, prove the connection is alive."""
+    async def _become_active(self, conn: psycopg.AsyncConnection) -> None:
+        """Wait until this listener holds the lock; only the holder numbers events."""
+        while True:
+            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", [self.lock_key])
+            row = await cursor.fetchone()
+            if row and row[0]:
+                return
+            self._set_state(State.STANDBY, "standby: another listener is active; waiting")
+            self.backoff.reset()
+            await asyncio.sleep(self.standby_interval)
+
+    async def _receive(self, conn: psycopg.AsyncConnection, news: asyncio.Event) -> None:
+        """Turn notifications into `news`; between waits, prove the connection is alive."""
         while True:
             async for notification in conn.notifies(timeout=self.health_interval):
-                payloads.put_nowait(notification.payload)
+                try:
+                    parse_notification(notification.payload)
+                except InvalidNotification as exc:
+                    self._invalid.warn(f"{notification.payload!r:.120}: {exc}")
+                else:
+                    news.set()
             await self._check_health(conn)
+            # A quiet period is also when to look at the log anyway: cheap, and a safety
+            # net for anything a notification could not say.
+            news.set()
 
     async def _check_health(self, conn: psycopg.AsyncConnection) -> None:
         """A connection whose peer vanished without a FIN raises nothing while we wait:
@@ -141,60 +225,47 @@ class Listener:
             raise TimeoutError(f"health query unanswered after {self.health_timeout} s")
         query.result()
 
-    async def _forward(self, conn: psycopg.AsyncConnection, payloads: asyncio.Queue[str]) -> None:
+    async def _deliver(
+        self, conn: psycopg.AsyncConnection, numbering: sql.Composed, news: asyncio.Event
+    ) -> None:
         while True:
-            batch = [await payloads.get()]
-            while len(batch) < MAX_BATCH and not payloads.empty():
-                batch.append(payloads.get_nowait())
-            hints = self._parse(batch)
-            if not hints:
-                continue
-            rows = await self._read_rows(conn, hints)
-            events, rejected = confirmed_events(hints, rows)
-            for hint in rejected:
-                logger.warning(
-                    "ignored %s of %s id %s: the table does not confirm it",
-                    hint.op,
-                    hint.table,
-                    hint.id,
-                )
-            if events:
-                await self._publish(events)
+            await news.wait()
+            news.clear()
+            while True:
+                events = await self._number_pending(conn, numbering)
+                if events:
+                    await self._publish(events)
+                if len(events) < MAX_BATCH:
+                    break
 
-    def _parse(self, payloads: list[str]) -> list[ChangeHint]:
-        hints = []
-        for payload in payloads:
-            try:
-                hints.append(parse_hint(payload, self.models))
-            except InvalidHint as exc:
-                logger.warning("ignored notification %.120r: %s", payload, exc)
-        return hints
-
-    async def _read_rows(
-        self, conn: psycopg.AsyncConnection, hints: list[ChangeHint]
-    ) -> dict[str, dict[int, dict[str, Any]]]:
-        rows: dict[str, dict[int, dict[str, Any]]] = {}
+    async def _number_pending(
+        self, conn: psycopg.AsyncConnection, numbering: sql.Composed
+    ) -> list[Event]:
         async with conn.cursor(row_factory=dict_row) as cursor:
-            for table, ids in ids_by_table(hints).items():
-                await cursor.execute(self._row_queries[table], [ids])
-                rows[table] = {row["id"]: row async for row in cursor}
-        return rows
+            await cursor.execute(numbering, {"limit": MAX_BATCH, "head": self.head})
+            rows = await cursor.fetchall()
+        events = sorted((event_from_log_row(row) for row in rows), key=lambda e: e["seq"])
+        if events:
+            self.head = events[-1]["seq"]
+        return events
 
     async def _publish(self, events: list[Event]) -> None:
-        """Publish, retrying while the channel layer is down: events wait, in order."""
-        failures = 0
-        while True:
-            try:
+        """Publish once, briefly. The events are already in the log with their seq, so if
+        the channel layer is down, web processes read them from the log instead."""
+        try:
+            async with asyncio.timeout(self.publish_timeout):
                 await self.publish(events)
-            except Exception as exc:  # any channel-layer error: Redis down, timeouts
-                if failures == 0:
-                    logger.error("cannot publish events, retrying: %s", _describe(exc))
-                failures += 1
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
-            else:
-                if failures:
-                    logger.info("publishing again after %d failed attempts", failures)
-                return
+        except Exception as exc:  # any channel-layer error: Redis down, timeouts
+            if not self._publish_failing:
+                logger.error(
+                    "cannot publish events (%s); web processes will read them from the log",
+                    _describe(exc),
+                )
+            self._publish_failing = True
+        else:
+            if self._publish_failing:
+                logger.info("publishing events again")
+            self._publish_failing = False
 
     def _set_state(self, state: State, message: str) -> None:
         if state is self.state:
@@ -202,6 +273,18 @@ class Listener:
         self.state = state
         level = logging.WARNING if state is State.DISCONNECTED else logging.INFO
         logger.log(level, message)
+
+
+async def _tracks_commit_order(conn: psycopg.AsyncConnection) -> bool:
+    cursor = await conn.execute("SELECT current_setting('track_commit_timestamp')::bool")
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def _read_head(conn: psycopg.AsyncConnection) -> int:
+    cursor = await conn.execute(HEAD_SQL)
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 # Django OPTIONS keys that are libpq connection parameters (others, such as
@@ -234,20 +317,6 @@ def conninfo(database: dict[str, Any]) -> str:
     options = database.get("OPTIONS", {})
     params.update({key: value for key, value in options.items() if key in _LIBPQ_OPTIONS})
     return make_conninfo(**{key: str(v) for key, v in params.items() if v not in (None, "")})
-
-
-def _row_query(model: Any) -> sql.Composed:
-    """SELECT of every concrete column, aliased to the field name, for a list of ids."""
-    meta = model._meta
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} AS {}").format(sql.Identifier(f.column), sql.Identifier(f.name))
-        for f in meta.concrete_fields
-    )
-    return sql.SQL("SELECT {columns} FROM {table} WHERE {pk} = ANY(%s)").format(
-        columns=columns,
-        table=sql.Identifier(meta.db_table),
-        pk=sql.Identifier(meta.pk.column),
-    )
 
 
 async def _connect(conninfo: str) -> psycopg.AsyncConnection:

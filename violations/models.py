@@ -7,7 +7,7 @@ every column but the four a camera writes has a database-level default.
 from django.db import models
 from django.db.models.functions import Now
 
-from violations.triggers import notify_on_change
+from violations.triggers import EVENT_LOG_TABLE, notify_on_change
 
 
 class Violation(models.Model):
@@ -59,6 +59,37 @@ class PpeDetection(Violation):
         db_table = "violation_ppedetections"
         verbose_name = "PPE violation"
         verbose_name_plural = "PPE violations"
+
+
+class ChangeEvent(models.Model):
+    """One committed change to a violation table: the event log.
+
+    Written by the trigger in the change's own transaction. `seq` is the delivery order:
+    empty until the active listener takes the event, then 1, 2, 3... without gaps, in the
+    order the listener saw the changes commit (ids are handed out at INSERT time, so they
+    are not commit order). Clients resume from the last `seq` they applied.
+    """
+
+    table_name = models.CharField(max_length=63)
+    op = models.CharField(max_length=6)
+    row_id = models.BigIntegerField()
+    # The row as the transaction wrote it (NULL after a DELETE): what every client receives,
+    # whether live or catching up later, even if the row has changed since.
+    data = models.JSONField(null=True)
+    created_at = models.DateTimeField(db_default=Now(), db_index=True)
+    seq = models.BigIntegerField(null=True, unique=True)
+
+    class Meta:
+        db_table = EVENT_LOG_TABLE
+        indexes = [
+            # The listener's work queue: events not yet delivered, in id order.
+            models.Index(
+                fields=["id"], name="violation_events_pending", condition=models.Q(seq=None)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.seq or '(pending)'}: {self.op} {self.table_name} #{self.row_id}"
 
 
 def violation_models() -> dict[str, type[Violation]]:

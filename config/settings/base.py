@@ -78,6 +78,10 @@ LISTEN_DATABASE = (
     else DATABASES["default"]
 )
 
+# How long delivered events stay in the log (`manage.py prune_events`): the furthest back a
+# reconnecting client can resume from; an older one gets a full refresh instead.
+EVENT_LOG_RETENTION = env("EVENT_LOG_RETENTION", default="7d")
+
 # --- Channel layer ---------------------------------------------------------------------------
 # Redis is how separate web and listener processes talk. The pub/sub layer was chosen by
 # measurement (README, "Channel layer"): one PUBLISH per event whatever the number of

@@ -35,10 +35,16 @@
     if (navigator.onLine === false) setState("offline");
     else setState(everOpened ? "reconnecting" : "connecting");
   });
-  dashboard.addEventListener("htmx:wsOpen", function () {
+  dashboard.addEventListener("htmx:wsOpen", function (event) {
     everOpened = true;
     retries = 0;
     setState("connected");
+    // Say which event the page shows last, so the server sends only what it missed
+    // (an empty position asks for a full refresh).
+    var seq = document.getElementById("stream-position").dataset.seq;
+    event.detail.socketWrapper.send(
+      JSON.stringify({ type: "resume", since: seq === "" ? null : Number(seq) })
+    );
   });
   dashboard.addEventListener("htmx:wsClose", function (event) {
     var code = event.detail.event.code;
@@ -133,6 +139,20 @@
       if (table) play(table, false);
     });
   });
+
+  // --- Listener health: the server says when the last event happened; age it here. ----
+  function showLastEventAge() {
+    var health = document.getElementById("listener-health");
+    var time = health && health.querySelector(".last-event time");
+    if (!time) return;
+    var seconds = Math.max(0, Math.round((Date.now() - Date.parse(time.dateTime)) / 1000));
+    time.textContent = seconds < 90 ? seconds + " s ago"
+      : seconds < 5400 ? Math.round(seconds / 60) + " min ago"
+      : Math.round(seconds / 3600) + " h ago";
+  }
+  window.setInterval(showLastEventAge, 1000);
+  dashboard.addEventListener("htmx:wsAfterMessage", showLastEventAge);
+  showLastEventAge();
 
   // A snapshot that fails to load becomes the placeholder (no inline onerror handlers).
   document.addEventListener("error", function (event) {

@@ -7,15 +7,16 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from violations.events import EVENTS_GROUP, Event, channel_layer_message
+from violations.event_log import listener_lock_key
+from violations.events import EVENTS_GROUP, Event, channel_layer_messages
 from violations.listener import Listener, conninfo
-from violations.models import violation_models
 from violations.notify import NOTIFY_CHANNEL
 
 
 class Command(BaseCommand):
     help = (
-        f"Forward changes to the violation tables (NOTIFY {NOTIFY_CHANNEL}) to WebSocket clients."
+        f"Deliver changes to the violation tables (NOTIFY {NOTIFY_CHANNEL}) to WebSocket "
+        "clients. Several may run: one is active, the others wait on standby."
     )
 
     def add_arguments(self, parser):
@@ -36,14 +37,14 @@ class Command(BaseCommand):
         channel_layer = get_channel_layer()
 
         async def publish(events: list[Event]) -> None:
-            for event in events:
-                await channel_layer.group_send(EVENTS_GROUP, channel_layer_message(event))
+            for message in channel_layer_messages(events):
+                await channel_layer.group_send(EVENTS_GROUP, message)
 
         listener = Listener(
             listen_conninfo=conninfo(settings.LISTEN_DATABASE),
             query_conninfo=conninfo(settings.DATABASES["default"]),
             channel=NOTIFY_CHANNEL,
-            models=violation_models(),
+            lock_key=listener_lock_key(NOTIFY_CHANNEL),
             publish=publish,
             health_interval=health_interval,
             health_timeout=health_timeout,

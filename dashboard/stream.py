@@ -1,0 +1,206 @@
+"""One in-order, gap-free event stream per web process, fed by the channel layer and the log.
+
+Events normally arrive through the channel layer, in `seq` order. The layer may lose some
+(Redis restarting, a listener killed between numbering and publishing), so the stream
+checks: a jump in `seq` is filled from the event log before going on, a repeat is dropped,
+and every `poll_interval` the log's head is compared with ours, so a loss at the very end
+of a burst is noticed too. The same poll reads the listener's health for the dashboard.
+
+Hand-written because this catch-up protocol is the project's own idea; the channel layer
+is only the fast path.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from violations import event_log
+from violations.event_log import ListenerStatus
+from violations.events import EVENTS_GROUP, Event, encode_event
+
+logger = logging.getLogger(__name__)
+
+# How many recent events each process keeps in memory for resuming clients.
+RECENT_EVENTS = 5000
+# Largest range read from the log in one query.
+LOG_PAGE = 1000
+
+
+class EventStream:
+    def __init__(self, *, poll_interval: float = 1.0, recent: int = RECENT_EVENTS) -> None:
+        self.poll_interval = poll_interval
+        self.head = 0  # last seq applied, valid once `ready` is set
+        self.status: ListenerStatus | None = None
+        self.status_version = 0  # bumped when the listener goes active or inactive
+        self.status_known = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.subscribed = asyncio.Event()  # set while in the channel-layer group
+        self._recent: deque[tuple[Event, str]] = deque(maxlen=recent)
+        self._incoming: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._changed: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start (or restart after a crash) the stream's tasks; idempotent."""
+        if self._tasks and not any(task.done() for task in self._tasks):
+            return
+        for task in self._tasks:
+            task.cancel()
+        self.ready.clear()
+        self._incoming = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._receive(), name="event-stream-receive"),
+            asyncio.create_task(self._sequence(), name="event-stream-sequence"),
+            asyncio.create_task(self._poll(), name="event-stream-poll"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self.ready.clear()
+        self.subscribed.clear()
+
+    # --- what subscribers use ----------------------------------------------------------
+    async def wait_for_change(self, position: int, status_version: int) -> None:
+        """Return once the head is past `position` or the listener's health changed."""
+        while self.head <= position and self.status_version == status_version:
+            if self._changed is None or self._changed.done():
+                self._changed = asyncio.get_running_loop().create_future()
+            # Shielded: one waiter being cancelled (its socket closed) must not cancel the
+            # future every other waiter shares.
+            await asyncio.shield(self._changed)
+
+    async def events_between(self, after: int, upto: int) -> list[tuple[Event, str]] | None:
+        """Events `after < seq <= upto` with their JSON text, or None if the log no longer
+        has them all (pruned, or from another database)."""
+        if upto <= after:
+            return []
+        if self._recent and self._recent[0][0]["seq"] <= after + 1 and upto <= self.head:
+            start = after + 1 - self._recent[0][0]["seq"]
+            return [self._recent[i] for i in range(start, start + upto - after)]
+        events = await database_sync_to_async(event_log.events_after)(
+            after, upto=upto, limit=upto - after
+        )
+        if len(events) != upto - after:
+            return None
+        return [(event, encode_event(event)) for event in events]
+
+    # --- tasks -------------------------------------------------------------------------
+    async def _receive(self) -> None:
+        """Subscribe once for the whole process; resubscribe if the layer fails."""
+        layer = get_channel_layer()
+        delay = 0.5
+        while True:
+            channel = None
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(EVENTS_GROUP, channel)
+                self.subscribed.set()
+                delay = 0.5
+                while True:
+                    message = await layer.receive(channel)
+                    self._incoming.put_nowait(("events", message["events"]))
+            except asyncio.CancelledError:
+                # Stopping: awaiting the layer here could hang on a half-made subscription;
+                # the layer's connections close with it.
+                self.subscribed.clear()
+                raise
+            except Exception as exc:
+                self.subscribed.clear()
+                # Nothing is lost meanwhile: the poll reads the log.
+                logger.warning("event stream lost the channel layer (%s); resubscribing", exc)
+                if channel is not None:
+                    await _leave_group(layer, channel)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                status = await database_sync_to_async(event_log.listener_status)()
+            except Exception as exc:
+                logger.warning("cannot read the listener's status (%s)", exc)
+            else:
+                flipped = self.status is None or status.active != self.status.active
+                self.status = status
+                self.status_known.set()
+                self._incoming.put_nowait(("head", status.head))
+                if flipped:
+                    self.status_version += 1
+                    self._notify()
+            await asyncio.sleep(self.poll_interval)
+
+    async def _sequence(self) -> None:
+        """Apply everything in `seq` order, reading from the log whatever did not arrive."""
+        while True:
+            try:
+                self.head = await database_sync_to_async(event_log.head_seq)()
+                break
+            except Exception as exc:
+                logger.warning("cannot read the event log's head (%s); retrying", exc)
+                await asyncio.sleep(1)
+        self.ready.set()
+        self._notify()
+        while True:
+            kind, payload = await self._incoming.get()
+            while True:
+                try:
+                    if kind == "events":
+                        await self._apply_batch(payload)
+                    else:
+                        await self._read_log(upto=payload)
+                    break
+                except Exception as exc:  # the database is restarting: retry, lose nothing
+                    logger.warning("cannot read the event log (%s); retrying", exc)
+                    await asyncio.sleep(1)
+            self._notify()
+
+    async def _apply_batch(self, events: list[Event]) -> None:
+        for event in sorted(events, key=lambda event: event["seq"]):
+            if event["seq"] > self.head + 1:  # some were lost on the way: read them
+                await self._read_log(upto=event["seq"] - 1)
+            if event["seq"] == self.head + 1:
+                self._append(event)
+            # else: already applied (read from the log, or a repeat)
+
+    async def _read_log(self, *, upto: int) -> None:
+        while self.head < upto:
+            events = await database_sync_to_async(event_log.events_after)(
+                self.head, upto=upto, limit=LOG_PAGE
+            )
+            if not events:
+                return
+            for event in events:
+                if event["seq"] == self.head + 1:
+                    self._append(event)
+                elif event["seq"] > self.head + 1:
+                    # A hole in the log itself (pruned while we were behind): carry on from
+                    # here; clients behind it will be told to refresh.
+                    logger.warning("event log skips from %d to %d", self.head, event["seq"])
+                    self._recent.clear()
+                    self._append(event)
+
+    def _append(self, event: Event) -> None:
+        self._recent.append((event, encode_event(event)))
+        self.head = event["seq"]
+
+    def _notify(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = None
+
+
+async def _leave_group(layer: Any, channel: str) -> None:
+    """Best effort, bounded: the layer may be the thing that failed."""
+    try:
+        async with asyncio.timeout(2):
+            await layer.group_discard(EVENTS_GROUP, channel)
+    except Exception:
+        logger.debug("group_discard failed", exc_info=True)

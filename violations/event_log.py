@@ -1,0 +1,116 @@
+"""Reading and pruning the event log from Django (web processes, commands).
+
+The listener writes `seq` with SQL of its own (violations.listener); everything here is
+read-only except `prune`, and never touches an event that is not yet delivered.
+"""
+
+import datetime
+import hashlib
+import re
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Min
+from django.utils import timezone
+
+from violations.events import Event, event_from_log_row
+from violations.models import ChangeEvent
+from violations.notify import NOTIFY_CHANNEL
+from violations.triggers import HEAD_SQL
+
+_LOG_COLUMNS = ("seq", "table_name", "op", "row_id", "data", "created_at")
+
+
+def listener_lock_key(channel: str = NOTIFY_CHANNEL) -> int:
+    """The advisory-lock key the active listener of `channel` holds (a positive bigint).
+
+    Derived from the channel so two projects sharing a database do not block each other.
+    """
+    digest = hashlib.sha256(f"listen_notify:{channel}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def head_seq() -> int:
+    """The last delivered event's `seq` (0 before the first)."""
+    with connection.cursor() as cursor:
+        cursor.execute(HEAD_SQL)
+        (head,) = cursor.fetchone()
+    return int(head)
+
+
+def oldest_seq() -> int | None:
+    """The oldest `seq` still in the log: anything older has been pruned."""
+    return ChangeEvent.objects.aggregate(oldest=Min("seq"))["oldest"]
+
+
+def events_after(after: int, *, upto: int | None = None, limit: int = 1000) -> list[Event]:
+    """Delivered events with `after < seq <= upto`, oldest first, at most `limit`."""
+    rows = ChangeEvent.objects.filter(seq__gt=after)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    values = rows.order_by("seq").values(*_LOG_COLUMNS)[:limit]
+    return [event_from_log_row(row) for row in values]
+
+
+@dataclass(frozen=True)
+class ListenerStatus:
+    """What the dashboard says about the listener."""
+
+    active: bool  # some listener holds the lock on this database
+    head: int  # last delivered seq
+    last_event_at: datetime.datetime | None  # when the last delivered change was made
+
+
+def listener_status(channel: str = NOTIFY_CHANNEL) -> ListenerStatus:
+    key = listener_lock_key(channel)
+    with connection.cursor() as cursor:
+        # A bigint advisory key shows in pg_locks as two 32-bit halves, objsubid 1.
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s AND objid = %s AND objsubid = 1 AND granted)",
+            [key >> 32, key & 0xFFFFFFFF],
+        )
+        (active,) = cursor.fetchone()
+    last = (
+        ChangeEvent.objects.filter(seq__isnull=False)
+        .order_by("-seq")
+        .values("seq", "created_at")
+        .first()
+    )
+    if last is None:
+        return ListenerStatus(active=active, head=0, last_event_at=None)
+    return ListenerStatus(active=active, head=last["seq"], last_event_at=last["created_at"])
+
+
+def prune(older_than: datetime.timedelta, *, batch_size: int = 10_000) -> int:
+    """Delete delivered events older than `older_than`; undelivered ones always stay.
+
+    Deletes in batches so a large first prune does not hold one long transaction.
+    """
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        ids = list(
+            ChangeEvent.objects.filter(created_at__lt=cutoff, seq__isnull=False)
+            .order_by("id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        deleted += ChangeEvent.objects.filter(id__in=ids).delete()[0]
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """`7d`, `12h`, `30m`, `90s`, `2w` as a timedelta; ValueError says what is accepted."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a duration: use a number and a unit, e.g. 7d, 12h, 30m, 90s, 2w"
+        )
+    number, unit = match.groups()
+    return datetime.timedelta(**{_UNITS[unit]: int(number)})
