@@ -1,0 +1,60 @@
+"""`manage.py prune_events`: retention of the event log."""
+
+import datetime
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from violations.event_log import head_seq
+from violations.models import ChangeEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def logged(days_ago: float, seq: int | None) -> ChangeEvent:
+    return ChangeEvent.objects.create(
+        table_name="violation_humandetections",
+        op="INSERT",
+        row_id=1,
+        data={},
+        seq=seq,
+        created_at=timezone.now() - datetime.timedelta(days=days_ago),
+    )
+
+
+def test_old_delivered_events_go_and_everything_else_stays(capsys):
+    base = head_seq()
+    old = logged(10, base + 1)
+    recent = logged(1, base + 2)
+    undelivered = logged(30, None)  # not delivered yet: never pruned, however old
+
+    call_command("prune_events", "--older-than", "7d")
+
+    assert set(ChangeEvent.objects.values_list("id", flat=True)) == {recent.id, undelivered.id}
+    assert not ChangeEvent.objects.filter(id=old.id).exists()
+    assert "Deleted 1 delivered events older than 7d." in capsys.readouterr().out
+
+
+def test_seq_never_goes_back_after_the_log_is_pruned_empty():
+    base = head_seq()
+    logged(10, base + 1)
+    # The listener's high-water mark, as it sets it when numbering.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval('violation_events_last_seq', %s)", [base + 1])
+    call_command("prune_events", "--older-than", "1d")
+    assert ChangeEvent.objects.count() == 0
+    assert head_seq() == base + 1
+
+
+def test_the_default_retention_comes_from_settings(settings):
+    settings.EVENT_LOG_RETENTION = "30d"
+    logged(10, head_seq() + 1)
+    call_command("prune_events")
+    assert ChangeEvent.objects.count() == 1
+
+
+def test_a_bad_duration_is_a_clear_error():
+    with pytest.raises(CommandError, match=r"use a number and a unit, e\.g\. 7d"):
+        call_command("prune_events", "--older-than", "a week")
