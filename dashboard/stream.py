@@ -176,6 +176,11 @@ class EventStream:
                 self.head, upto=upto, limit=LOG_PAGE
             )
             if not events:
+                # `upto` is a committed seq, and seqs commit in order: the rest are gone for
+                # good (pruned, or the log was reset). Clients behind it will refresh.
+                logger.warning("event log has nothing from %d to %d", self.head + 1, upto)
+                self._recent.clear()
+                self.head = upto
                 return
             for event in events:
                 if event["seq"] == self.head + 1:

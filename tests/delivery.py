@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 
 import psycopg
 from websockets.exceptions import ConnectionClosed
@@ -24,10 +24,10 @@ class ResumingFeed:
     """A `/ws/violations/` client that, when its socket drops, reconnects with
     `?since=<last seq it received>`, as a well-behaved programmatic client does."""
 
-    def __init__(self, ws_url: str, origin: str, cookie: str, since: int) -> None:
+    def __init__(self, ws_url: str, origin: str, cookie: str, since: int | None = None) -> None:
         self.ws_url, self.origin, self.cookie = ws_url, origin, cookie
         self.events: list[dict] = []
-        self.last_seq = since
+        self.last_seq = since  # None: live from the moment of connecting
         self.reconnects = 0
         self.socket: ClientConnection | None = None
         self._sockets = ExitStack()
@@ -37,10 +37,14 @@ class ResumingFeed:
         self.close()
         self.socket = self._sockets.enter_context(
             connect(
-                f"{self.ws_url}/ws/violations/?since={self.last_seq}",
+                f"{self.ws_url}/ws/violations/"
+                + ("" if self.last_seq is None else f"?since={self.last_seq}"),
                 origin=self.origin,
                 additional_headers={"Cookie": self.cookie},
                 open_timeout=5,
+                # The client's own keepalive would close a socket whose server is merely
+                # busy under a burst; a dead server shows as a closed connection anyway.
+                ping_interval=None,
             )
         )
 
@@ -81,8 +85,10 @@ class ResumingFeed:
                 delay = min(delay * 2, 0.5)
 
     def close(self) -> None:
-        self._sockets.close()
-        self._sockets = ExitStack()
+        sockets, self._sockets = self._sockets, ExitStack()
+        # Already broken, most likely: that is why we are reconnecting.
+        with suppress(ConnectionClosed, OSError):
+            sockets.close()
 
 
 class Producer:
@@ -120,9 +126,14 @@ class Producer:
         return self.ids
 
 
-def assert_exactly_once_in_order(events: list[dict], *, since: int, row_ids: list[int]) -> None:
-    """`events` are seq since+1, since+2, ... without a gap or repeat, and announce exactly
-    the inserts of `row_ids`."""
+def assert_exactly_once_in_order(
+    events: list[dict], *, row_ids: list[int], since: int | None = None
+) -> None:
+    """`events` are seq since+1, since+2, ... (since: before the first received) without a
+    gap or repeat, and announce exactly the inserts of `row_ids`, which also shows that
+    nothing before the first received event was lost."""
+    if since is None:
+        since = events[0]["seq"] - 1
     seqs = [event["seq"] for event in events]
     assert seqs == list(range(since + 1, since + 1 + len(events))), "gap, repeat or disorder"
     inserted = [event["id"] for event in events if event["op"] == "INSERT"]

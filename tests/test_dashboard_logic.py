@@ -8,6 +8,7 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
+from django.db import connection
 
 from dashboard import chart, fragments
 from dashboard.broadcast import Hub, Plan, RenderCache, catch_up_plan
@@ -142,6 +143,8 @@ def logged_event(seq: int, table: str = TABLES[0]) -> dict:
     ChangeEvent.objects.create(
         table_name=table, op="INSERT", row_id=seq, data={"id": seq}, seq=seq, created_at=at
     )
+    with connection.cursor() as cursor:  # and the head moves, as numbering moves it
+        cursor.execute("UPDATE violation_events_head SET seq = GREATEST(seq, %s)", [seq])
     return build_event(
         seq=seq, table=table, op="INSERT", row_id=seq, data={"id": seq}, created_at=at
     )

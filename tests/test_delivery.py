@@ -15,7 +15,6 @@ from websockets.sync.client import connect
 from devstack.redis import LocalRedis
 from tests.delivery import INSERT, Producer, ResumingFeed, assert_exactly_once_in_order
 from tests.processes import Daphne, Listener
-from violations.event_log import head_seq
 from violations.models import ChangeEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,23 +32,23 @@ def insert_sentinel(database_url: str) -> int:
     return row_id
 
 
-def finish(feed: ResumingFeed, database_url: str, ids: list[int], since: int) -> None:
+def finish(feed: ResumingFeed, database_url: str, ids: list[int]) -> None:
     ids = [*ids, insert_sentinel(database_url)]
     feed.receive_until(lambda events: ids[-1] in {e["id"] for e in events}, timeout=60)
-    assert_exactly_once_in_order(feed.events, since=since, row_ids=ids)
-    assert ChangeEvent.objects.filter(seq__gt=since).count() == len(ids)
+    assert_exactly_once_in_order(feed.events, row_ids=ids)
+    first = feed.events[0]["seq"]
+    assert ChangeEvent.objects.filter(seq__gte=first).count() == len(ids)
 
 
 @pytest.fixture
 def feed_at_head(daphne, session_cookie):
-    """A resuming feed on the session's Daphne, from the current head of the log."""
+    """A resuming feed on the session's Daphne, live from now."""
     feeds = []
 
-    def open_feed(server: Daphne = daphne) -> tuple[ResumingFeed, int]:
-        since = head_seq()
-        feed = ResumingFeed(server.ws_url, server.http_url, session_cookie, since)
+    def open_feed(server: Daphne = daphne) -> ResumingFeed:
+        feed = ResumingFeed(server.ws_url, server.http_url, session_cookie)
         feeds.append(feed)
-        return feed, since
+        return feed
 
     yield open_feed
     for feed in feeds:
@@ -60,7 +59,7 @@ def feed_at_head(daphne, session_cookie):
 def test_a_listener_killed_mid_burst_loses_nothing_once_restarted(stack_env, logs, feed_at_head):
     url = stack_env["DATABASE_URL"]
     first = Listener(stack_env, logs / "listener-kill9-first.log").start()
-    feed, since = feed_at_head()
+    feed = feed_at_head()
     producer = Producer(url, HUMAN, **BURST).start()
     try:
         feed.receive_until(lambda events: len(events) >= 100, timeout=30)
@@ -69,7 +68,7 @@ def test_a_listener_killed_mid_burst_loses_nothing_once_restarted(stack_env, log
         ids = producer.join(timeout=30)  # the rest of the burst commits with no listener
         second = Listener(stack_env, logs / "listener-kill9-second.log").start()
         try:
-            finish(feed, url, ids, since)
+            finish(feed, url, ids)
         finally:
             second.stop()
     finally:
@@ -79,7 +78,7 @@ def test_a_listener_killed_mid_burst_loses_nothing_once_restarted(stack_env, log
 @pytest.mark.usefixtures("listener")
 def test_a_terminated_listener_connection_loses_nothing(stack_env, psql, feed_at_head):
     url = stack_env["DATABASE_URL"]
-    feed, since = feed_at_head()
+    feed = feed_at_head()
     producer = Producer(url, HUMAN, **BURST).start()
     feed.receive_until(lambda events: len(events) >= 100, timeout=30)
     terminated = psql(
@@ -87,7 +86,7 @@ def test_a_terminated_listener_connection_loses_nothing(stack_env, psql, feed_at
         "WHERE application_name = 'listen_notify' AND datname = current_database();"
     )
     assert int(terminated) >= 1
-    finish(feed, url, producer.join(timeout=30), since)
+    finish(feed, url, producer.join(timeout=30))
 
 
 @pytest.mark.usefixtures("listener_paused")
@@ -98,14 +97,13 @@ def test_a_redis_restart_mid_burst_loses_nothing(stack_env, logs, session_cookie
     server = Daphne(env, logs / "daphne-redis-restart.log").start()
     listener = Listener(env, logs / "listener-redis-restart.log").start()
     try:
-        since = head_seq()
-        feed = ResumingFeed(server.ws_url, server.http_url, session_cookie, since)
+        feed = ResumingFeed(server.ws_url, server.http_url, session_cookie)
         producer = Producer(url, HUMAN, **BURST).start()
         feed.receive_until(lambda events: len(events) >= 100, timeout=30)
         port = redis.port
         redis.stop()
         redis = LocalRedis(port=port)  # the same server address, empty
-        finish(feed, url, producer.join(timeout=30), since)
+        finish(feed, url, producer.join(timeout=30))
         feed.close()
     finally:
         listener.stop()
@@ -118,10 +116,7 @@ def test_clients_resume_across_a_daphne_restart(stack_env, logs, session_cookie)
     url = stack_env["DATABASE_URL"]
     server = Daphne(stack_env, logs / "daphne-restart.log").start()
     try:
-        since = head_seq()
-        feeds = [
-            ResumingFeed(server.ws_url, server.http_url, session_cookie, since) for _ in range(3)
-        ]
+        feeds = [ResumingFeed(server.ws_url, server.http_url, session_cookie) for _ in range(3)]
         producer = Producer(url, HUMAN, **BURST).start()
         feeds[0].receive_until(lambda events: len(events) >= 100, timeout=30)
         server.stop()
@@ -129,7 +124,7 @@ def test_clients_resume_across_a_daphne_restart(stack_env, logs, session_cookie)
         ids = [*producer.join(timeout=30), insert_sentinel(url)]
         for feed in feeds:
             feed.receive_until(lambda events: ids[-1] in {e["id"] for e in events}, timeout=60)
-            assert_exactly_once_in_order(feed.events, since=since, row_ids=ids)
+            assert_exactly_once_in_order(feed.events, row_ids=ids)
             assert feed.reconnects >= 1
             feed.close()
     finally:
@@ -145,7 +140,7 @@ def test_the_standby_listener_takes_over_within_5_s_and_nothing_is_lost(
     standby = Listener(stack_env, logs / "listener-ha-standby.log").start(wait=False)
     try:
         standby.wait_for_log(Listener.STANDBY_LINE)
-        feed, since = feed_at_head()
+        feed = feed_at_head()
         producer = Producer(url, HUMAN, **BURST).start()
         feed.receive_until(lambda events: len(events) >= 100, timeout=30)
 
@@ -154,7 +149,7 @@ def test_the_standby_listener_takes_over_within_5_s_and_nothing_is_lost(
         standby.wait_for_log(Listener.READY_LINE, timeout=5)
         assert time.monotonic() - killed_at <= 5
 
-        finish(feed, url, producer.join(timeout=30), since)
+        finish(feed, url, producer.join(timeout=30))
     finally:
         active.stop()
         standby.stop()
@@ -165,7 +160,7 @@ def test_a_transaction_that_commits_later_is_delivered_later_not_skipped(stack_e
     """Ids are handed out at INSERT, not at COMMIT: the first transaction takes the lower
     event id but commits second. A watermark on ids would skip it; ours delivers it next."""
     url = stack_env["DATABASE_URL"]
-    feed, since = feed_at_head()
+    feed = feed_at_head()
     sql = INSERT.format(table=HUMAN)
     with psycopg.connect(url) as early, psycopg.connect(url) as late:
         (early_id,) = early.execute(sql, [1, "/media/early.jpg"]).fetchone()
@@ -177,8 +172,10 @@ def test_a_transaction_that_commits_later_is_delivered_later_not_skipped(stack_e
         feed.receive_until(lambda events: len(events) >= 2, timeout=10)
 
     assert [e["id"] for e in feed.events] == [late_id, early_id]
-    assert_exactly_once_in_order(feed.events, since=since, row_ids=[early_id, late_id])
-    logged = dict(ChangeEvent.objects.filter(seq__gt=since).values_list("row_id", "id"))
+    assert_exactly_once_in_order(feed.events, row_ids=[early_id, late_id])
+    logged = dict(
+        ChangeEvent.objects.filter(row_id__in=[early_id, late_id]).values_list("row_id", "id")
+    )
     assert logged[early_id] < logged[late_id]  # the early one holds the lower log id
 
 
@@ -211,7 +208,7 @@ def open_dashboard_socket(server: Daphne, cookie: str):
 def test_one_statement_inserting_10000_rows_reaches_feed_and_dashboard_exactly(
     daphne, session_cookie, psql, feed_at_head
 ):
-    feed, since = feed_at_head()
+    feed = feed_at_head()
     with open_dashboard_socket(daphne, session_cookie) as dashboard:
         dashboard.send('{"type": "resume", "since": null}')
         ids = psql(
@@ -221,13 +218,13 @@ def test_one_statement_inserting_10000_rows_reaches_feed_and_dashboard_exactly(
         ).split()
         assert dashboard_count(dashboard, PPE, 10_000, timeout=60) == 10_000
     feed.receive_until(lambda events: len(events) >= 10_000, timeout=120)
-    assert_exactly_once_in_order(feed.events, since=since, row_ids=[int(i) for i in ids])
+    assert_exactly_once_in_order(feed.events, row_ids=[int(i) for i in ids])
 
 
 def sustained_commits(stack_env, daphne, session_cookie, feed_at_head, *, seconds: int) -> None:
     rate = 2000
     url = stack_env["DATABASE_URL"]
-    feed, since = feed_at_head()
+    feed = feed_at_head()
     with open_dashboard_socket(daphne, session_cookie) as dashboard:
         dashboard.send('{"type": "resume", "since": null}')
         # Two connections share the rate: one alone cannot commit 2,000 times a second here.
@@ -239,7 +236,7 @@ def sustained_commits(stack_env, daphne, session_cookie, feed_at_head, *, second
         ids = [row for p in producers for row in p.join(timeout=seconds * 20)]
         achieved = len(ids) / (time.monotonic() - started)
         feed.receive_until(lambda events: len(events) >= len(ids), timeout=120)
-        assert_exactly_once_in_order(feed.events, since=since, row_ids=ids)
+        assert_exactly_once_in_order(feed.events, row_ids=ids)
         expected = ChangeEvent.objects.filter(seq__isnull=False, table_name=HUMAN).count()
         assert dashboard_count(dashboard, HUMAN, expected, timeout=60) == expected
     # Report what the machine reached: the guarantee holds at whatever rate it was.

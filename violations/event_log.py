@@ -16,9 +16,10 @@ from django.utils import timezone
 from violations.events import Event, event_from_log_row
 from violations.models import ChangeEvent
 from violations.notify import NOTIFY_CHANNEL
-from violations.triggers import HEAD_SQL
+from violations.triggers import HEAD_TABLE
 
 _LOG_COLUMNS = ("seq", "table_name", "op", "row_id", "data", "created_at")
+HEAD_SQL = f"SELECT seq FROM {HEAD_TABLE}"  # noqa: S608 (a validated constant)
 
 
 def listener_lock_key(channel: str = NOTIFY_CHANNEL) -> int:
@@ -31,7 +32,9 @@ def listener_lock_key(channel: str = NOTIFY_CHANNEL) -> int:
 
 
 def head_seq() -> int:
-    """The last delivered event's `seq` (0 before the first)."""
+    """The last delivered event's `seq` (0 before the first), whether or not the log still
+    holds it. Committed with the events it counts: a seq up to it that the log lacks is
+    gone for good (pruned), never merely not yet committed."""
     with connection.cursor() as cursor:
         cursor.execute(HEAD_SQL)
         (head,) = cursor.fetchone()
@@ -72,15 +75,9 @@ def listener_status(channel: str = NOTIFY_CHANNEL) -> ListenerStatus:
             [key >> 32, key & 0xFFFFFFFF],
         )
         (active,) = cursor.fetchone()
-    last = (
-        ChangeEvent.objects.filter(seq__isnull=False)
-        .order_by("-seq")
-        .values("seq", "created_at")
-        .first()
-    )
-    if last is None:
-        return ListenerStatus(active=active, head=0, last_event_at=None)
-    return ListenerStatus(active=active, head=last["seq"], last_event_at=last["created_at"])
+    head = head_seq()
+    last = ChangeEvent.objects.filter(seq=head).values_list("created_at", flat=True).first()
+    return ListenerStatus(active=active, head=head, last_event_at=last)
 
 
 def prune(older_than: datetime.timedelta, *, batch_size: int = 10_000) -> int:

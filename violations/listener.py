@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 
 from violations.events import Event, InvalidNotification, event_from_log_row, parse_notification
 from violations.notify import validate_channel_name
-from violations.triggers import EVENT_LOG_TABLE, HEAD_SQL, LAST_SEQ_SEQUENCE
+from violations.triggers import EVENT_LOG_TABLE, HEAD_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -36,24 +36,26 @@ Publish = Callable[[list[Event]], Awaitable[None]]
 # How many pending events one statement numbers at most.
 MAX_BATCH = 1000
 
-# Numbers the oldest pending events after `head`, in one statement (so in one transaction,
-# under the lock). Pending rows only become visible once their transaction commits, so an
-# event whose id was handed out before a later one's but committed after it is simply
-# numbered later: nothing is skipped, whatever order transactions commit in. `{order}`
-# is commit order when the server tracks commit timestamps, else id order within a batch.
-# The high-water mark is kept in a sequence too, so `seq` never goes back, even after the
-# log is pruned empty or truncated.
+# Numbers the oldest pending events after the head, in one statement (so in one
+# transaction, under the lock), and moves the head. Pending rows only become visible once
+# their transaction commits, so an event whose id was handed out before a later one's but
+# committed after it is simply numbered later: nothing is skipped, whatever order
+# transactions commit in. `{order}` is commit order when the server tracks commit
+# timestamps, else id order within a batch.
 _NUMBER_PENDING = """
 WITH pending AS (
     SELECT id{commit_ts} FROM {log} WHERE seq IS NULL
     ORDER BY {order} LIMIT %(limit)s FOR UPDATE
 ), numbered AS (
-    SELECT id, %(head)s + row_number() OVER (ORDER BY {order}) AS seq FROM pending
+    SELECT pending.id, head.seq + row_number() OVER (ORDER BY {order}) AS seq
+    FROM pending, {head} AS head
 ), updated AS (
     UPDATE {log} AS e SET seq = numbered.seq FROM numbered WHERE e.id = numbered.id
     RETURNING e.seq, e.table_name, e.op, e.row_id, e.data, e.created_at
+), moved AS (
+    UPDATE {head} SET seq = (SELECT max(seq) FROM updated) WHERE EXISTS (SELECT FROM updated)
 )
-SELECT updated.*, setval({last_seq}, (SELECT max(seq) FROM updated)) AS last_seq FROM updated
+SELECT * FROM updated
 """
 
 
@@ -64,9 +66,9 @@ def _number_pending_query(track_commit_timestamp: bool) -> sql.Composed:
         commit_ts, order = "", "id"
     return sql.SQL(_NUMBER_PENDING).format(
         log=sql.Identifier(EVENT_LOG_TABLE),
+        head=sql.Identifier(HEAD_TABLE),
         commit_ts=sql.SQL(commit_ts),
         order=sql.SQL(order),
-        last_seq=sql.Literal(LAST_SEQ_SEQUENCE),
     )
 
 
@@ -147,7 +149,6 @@ class Listener:
         self.publish_timeout = publish_timeout
         self.backoff = backoff or Backoff()
         self.state = State.STARTING
-        self.head = 0  # last seq this listener numbered
         self._invalid = WarningSummary("ignored notification")
         self._publish_failing = False
 
@@ -176,7 +177,6 @@ class Listener:
                 # is then either read now or announced later, never neither.
                 await listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                 numbering = _number_pending_query(await _tracks_commit_order(query_conn))
-                self.head = await _read_head(query_conn)
                 self.backoff.reset()
                 self._set_state(State.LISTENING, f"listening on channel {self.channel}")
                 news = asyncio.Event()
@@ -242,12 +242,9 @@ class Listener:
         self, conn: psycopg.AsyncConnection, numbering: sql.Composed
     ) -> list[Event]:
         async with conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(numbering, {"limit": MAX_BATCH, "head": self.head})
+            await cursor.execute(numbering, {"limit": MAX_BATCH})
             rows = await cursor.fetchall()
-        events = sorted((event_from_log_row(row) for row in rows), key=lambda e: e["seq"])
-        if events:
-            self.head = events[-1]["seq"]
-        return events
+        return sorted((event_from_log_row(row) for row in rows), key=lambda e: e["seq"])
 
     async def _publish(self, events: list[Event]) -> None:
         """Publish once, briefly. The events are already in the log with their seq, so if
@@ -279,12 +276,6 @@ async def _tracks_commit_order(conn: psycopg.AsyncConnection) -> bool:
     cursor = await conn.execute("SELECT current_setting('track_commit_timestamp')::bool")
     row = await cursor.fetchone()
     return bool(row and row[0])
-
-
-async def _read_head(conn: psycopg.AsyncConnection) -> int:
-    cursor = await conn.execute(HEAD_SQL)
-    row = await cursor.fetchone()
-    return int(row[0]) if row else 0
 
 
 # Django OPTIONS keys that are libpq connection parameters (others, such as

@@ -16,21 +16,15 @@ from violations.notify import NOTIFY_CHANNEL, validate_channel_name
 # The event log's table; the trigger writes it, the listener and web processes read it.
 EVENT_LOG_TABLE = "violation_events"
 
-# The highest `seq` ever handed out (see violations.listener): a sequence, not the log's
-# max(seq), because the log may be pruned or truncated and `seq` must never go back.
-LAST_SEQ_SEQUENCE = "violation_events_last_seq"
-
-# The last delivered `seq`, for every reader (listener, web processes).
-# Only the two constants validated below are pasted in.
-HEAD_SQL = (
-    f"SELECT GREATEST((SELECT coalesce(max(seq), 0) FROM {EVENT_LOG_TABLE}),"  # noqa: S608
-    f" (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {LAST_SEQ_SEQUENCE}))"
-)
+# The last `seq` handed out (see violations.listener), in a one-row table written by the
+# same statement that numbers events: transactional, unlike a sequence, and untouched when
+# the log is pruned or truncated, so `seq` never goes back.
+HEAD_TABLE = "violation_events_head"
 
 # Both names are pasted into the trigger's SQL, so they are checked first.
 validate_channel_name(NOTIFY_CHANNEL)
 validate_channel_name(EVENT_LOG_TABLE)
-validate_channel_name(LAST_SEQ_SEQUENCE)
+validate_channel_name(HEAD_TABLE)
 
 # OLD is NULL for INSERT and NEW for DELETE; plain PL/pgSQL branches (not one SQL CASE)
 # keep it valid on every PostgreSQL version Django supports. `{meta.pk.column}` is filled

@@ -94,11 +94,13 @@ class Migration(migrations.Migration):
                 ),
             ),
         ),
-        # The high-water mark of `seq` (violations.triggers.LAST_SEQ_SEQUENCE). Not owned by
-        # the table, so truncating the log (as test flushes do) leaves it alone.
+        # The last `seq` handed out (violations.triggers.HEAD_TABLE): one row, updated in the
+        # numbering statement itself. Not a model, so pruning or truncating the log (as
+        # test flushes do) leaves it alone and `seq` never goes back.
         migrations.RunSQL(
-            "CREATE SEQUENCE violation_events_last_seq AS bigint MINVALUE 0 START 0",
-            "DROP SEQUENCE violation_events_last_seq",
+            "CREATE TABLE violation_events_head (seq bigint NOT NULL);"
+            "INSERT INTO violation_events_head (seq) VALUES (0);",
+            "DROP TABLE violation_events_head;",
         ),
         migrations.AddIndex(
             model_name="changeevent",
