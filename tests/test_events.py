@@ -16,6 +16,7 @@ from violations.events import (
     event_from_log_row,
     parse_notification,
 )
+from violations.notify import NOTIFY_CHANNEL
 
 AT = datetime.datetime(2026, 11, 21, 10, 0, tzinfo=datetime.UTC)
 
@@ -130,7 +131,7 @@ def test_bad_durations_say_what_is_accepted(text):
 
 
 def test_the_listener_lock_is_per_channel_and_a_positive_bigint():
-    key = listener_lock_key("violations_channel")
+    key = listener_lock_key(NOTIFY_CHANNEL)
     assert 0 < key < 2**63
-    assert key == listener_lock_key("violations_channel")
+    assert key == listener_lock_key(NOTIFY_CHANNEL)
     assert key != listener_lock_key("other_channel")

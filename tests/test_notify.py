@@ -5,6 +5,7 @@ from django.db import connection, transaction
 
 from violations.notify import (
     MAX_PAYLOAD_BYTES,
+    NOTIFY_CHANNEL,
     NotifyError,
     encode_payload,
     send_notify,
@@ -12,7 +13,7 @@ from violations.notify import (
 )
 
 
-@pytest.mark.parametrize("name", ["violations_channel", "_x", "a" * 63, "cam_2"])
+@pytest.mark.parametrize("name", [NOTIFY_CHANNEL, "_x", "a" * 63, "cam_2"])
 def test_plain_identifiers_are_valid_channel_names(name):
     assert validate_channel_name(name) == name
 

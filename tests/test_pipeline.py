@@ -15,6 +15,7 @@ from devstack.ports import wait_until
 from tests.conftest import receive_json
 from tests.processes import Listener
 from violations.models import HumanDetection, LotoDetection, PpeDetection
+from violations.notify import NOTIFY_CHANNEL
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("listener")]
 
@@ -141,7 +142,7 @@ def test_bad_notifications_send_nothing_and_the_listener_carries_on(
 ):
     feed = open_feed()
 
-    psql(f"NOTIFY violations_channel, '{payload.replace(chr(39), chr(39) * 2)}';")
+    psql(f"NOTIFY {NOTIFY_CHANNEL}, '{payload.replace(chr(39), chr(39) * 2)}';")
     row_id = int(psql(PSQL_INSERT))
 
     # Notifications are handled in order: had the bad one produced anything, it would
@@ -157,7 +158,7 @@ def test_a_forged_notification_of_a_real_row_announces_nothing(open_feed, psql):
     forged_event_id = 10**12
 
     psql(
-        "NOTIFY violations_channel, "
+        f"NOTIFY {NOTIFY_CHANNEL}, "
         f'\'{{"event_id": {forged_event_id}, "table": "violation_humandetections", '
         f'"op": "UPDATE", "id": {row.id}, "data": {{"camera_id": 666}}}}\';'
     )
