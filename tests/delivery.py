@@ -45,6 +45,9 @@ class ResumingFeed:
                 # The client's own keepalive would close a socket whose server is merely
                 # busy under a burst; a dead server shows as a closed connection anyway.
                 ping_interval=None,
+                # Frames may wait while a test inserts: the client must go on reading (and
+                # answering Daphne's pings) rather than stall on a full queue.
+                max_queue=None,
             )
         )
 

@@ -201,7 +201,10 @@ def open_dashboard_socket(server: Daphne, cookie: str):
         origin=server.http_url,
         additional_headers={"Cookie": cookie},
         open_timeout=5,
-        ping_interval=None,  # read only at the end: a busy server must not count as dead
+        # Read only at the end: frames queue up meanwhile, and the client keeps answering
+        # Daphne's pings (a bounded queue would stop it reading, and Daphne would hang up).
+        ping_interval=None,
+        max_queue=None,
     )
 
 
