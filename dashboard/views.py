@@ -1,4 +1,4 @@
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -6,9 +6,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from dashboard import fragments
+from dashboard.access import VIEW_PERMISSION
 
 
+# Not logged in: to the login page. Logged in without the permission: 403, saying why
+# (sending a logged-in user back to the login page would loop and explain nothing).
 @login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/index.html", fragments.first_page_context())

@@ -108,10 +108,24 @@ def psql(stack_env) -> Callable[[str], str]:
     return run
 
 
+def grant_dashboard_view(user) -> None:
+    """Let `user` watch the dashboard (as the "Dashboard viewers" group does in production).
+
+    The permission itself, not the group: Django re-creates permissions after each
+    transactional test's flush, but not the group its migration made.
+    """
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="dashboard", codename="view_dashboard")
+    )
+
+
 @pytest.fixture
 def session_cookie(transactional_db) -> str:
-    """A logged-in user's session cookie, as a browser would hold it."""
+    """A logged-in dashboard viewer's session cookie, as a browser would hold it."""
     user = get_user_model().objects.create_user("officer", password="unused-in-tests")
+    grant_dashboard_view(user)
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}"

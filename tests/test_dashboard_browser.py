@@ -224,7 +224,10 @@ def test_an_anonymous_visit_goes_to_the_login_page(page, daphne):
 def test_logging_in_through_the_form_opens_the_live_dashboard(page, daphne, transactional_db):
     from django.contrib.auth import get_user_model
 
-    get_user_model().objects.create_user("wall-screen", password="a-long-test-password")
+    from tests.conftest import grant_dashboard_view
+
+    user = get_user_model().objects.create_user("wall-screen", password="a-long-test-password")
+    grant_dashboard_view(user)
     page.goto(daphne.http_url + "/")
     page.get_by_label("Username").fill("wall-screen")
     page.get_by_label("Password").fill("a-long-test-password")

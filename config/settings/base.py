@@ -6,6 +6,7 @@ and the hosts. Every setting a deployment may change is an environment variable 
 the README; `.env` in the project root is read too when present.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "django_htmx",
     "csp",
+    "axes",
     "violations",
     "dashboard",
 ]
@@ -45,6 +47,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -113,6 +117,25 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:index"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Login throttling (django-axes) --------------------------------------------------------
+# Failed logins are counted per (username, client address): after AXES_FAILURE_LIMIT that
+# pair is refused, even with the right password, until AXES_COOLOFF_TIME has passed since
+# the last failure or an administrator runs `manage.py axes_reset_username <name>`.
+# Counting the pair (not the username alone) keeps an attacker elsewhere from locking a
+# wall screen out. The address is REMOTE_ADDR: behind a reverse proxy, run Daphne with
+# --proxy-headers, or every client shares the proxy's address (SECURITY.md).
+# Leave AXES_LOCKOUT_CALLABLE and AXES_USERNAME_CALLABLE unset: under ASGI django-axes 8.3
+# calls them with the wrong arguments (jazzband/django-axes#1494).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login before checking it
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- Internationalisation ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

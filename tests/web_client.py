@@ -1,0 +1,116 @@
+"""A browser without the browser: cookies, CSRF tokens and forms against a real server.
+
+For tests about what the server answers (status codes, cookies, lockouts), where a
+headless Chromium would add nothing but time. Redirects are not followed, so a test sees
+the 302 a login answers with.
+"""
+
+import http.cookiejar
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Any
+    text: str
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("Location")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class WebClient:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.cookies = http.cookiejar.CookieJar()
+        self._opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirects()
+        )
+
+    def get(self, path: str) -> Response:
+        return self._open(urllib.request.Request(self.base_url + path))
+
+    def post_form(self, path: str, fields: dict[str, str]) -> Response:
+        """POST `fields` as a browser submitting the page's form would, CSRF token included."""
+        if "csrftoken" not in self.cookie_values:
+            self.get(path)  # the form page sets the CSRF cookie
+        data = {"csrfmiddlewaretoken": self.cookie_values["csrftoken"], **fields}
+        body = urllib.parse.urlencode(data).encode()
+        return self._open(urllib.request.Request(self.base_url + path, data=body))
+
+    def log_in(self, username: str, password: str) -> Response:
+        return self.post_form("/accounts/login/", {"username": username, "password": password})
+
+    def log_out(self) -> Response:
+        return self.post_form("/accounts/logout/", {})
+
+    @property
+    def cookie_values(self) -> dict[str, str]:
+        return {cookie.name: cookie.value for cookie in self.cookies}
+
+    @property
+    def cookie_header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.cookie_values.items())
+
+    def open_socket(self, ws_url: str, path: str, *, origin: str | None = None) -> ClientConnection:
+        """A WebSocket carrying this client's cookies, from this site's own origin by default."""
+        return connect(
+            ws_url + path,
+            origin=origin or self.base_url,
+            additional_headers={"Cookie": self.cookie_header},
+            open_timeout=10,
+        )
+
+    def _open(self, request: urllib.request.Request) -> Response:
+        try:
+            with self._opener.open(request, timeout=15) as response:
+                return Response(response.status, response.headers, response.read().decode())
+        except urllib.error.HTTPError as error:  # 3xx (not followed), 4xx and 5xx
+            with error:
+                return Response(error.code, error.headers, error.read().decode())
+
+
+def close_code(socket: ClientConnection, timeout: float = 10) -> int | None:
+    """The code the server closes `socket` with, after any messages it sends first."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            socket.recv(timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        pytest.fail(f"the socket was still open after {timeout} s")
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+def next_close_code(socket: ClientConnection, timeout: float = 10) -> int | None:
+    """The close code, provided the server sends nothing else before it."""
+    try:
+        message = socket.recv(timeout=timeout)
+    except TimeoutError:
+        pytest.fail(f"the socket was still open after {timeout} s")
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+    pytest.fail(f"expected the socket to close, but it sent {message[:200]!r}")
+
+
+def still_open(socket: ClientConnection, timeout: float = 10) -> bool:
+    """True if the server answers a ping: the socket is open at both ends."""
+    try:
+        return socket.ping().wait(timeout)
+    except ConnectionClosed:
+        return False
