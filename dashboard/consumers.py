@@ -2,59 +2,31 @@
 
 Both endpoints resume. A client says where it is with `{"type": "resume", "since": N}`
 (the last `seq` it applied; the feed also takes `?since=N`) and receives what it missed.
+
+Access, logout, and everything a client sends are handled by the SocketGuard mixin
+(dashboard/socket_guard.py): a consumer checks `refuse_unless_viewer()` first in
+`connect()`, and receives a valid resume message as `handle_resume(since)`.
 """
 
 import asyncio
-import json
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard.broadcast import hub
+from dashboard.socket_guard import SocketGuard
 from violations import event_log
 
-# Application close code for "log in first" (4000-4999 are the application's to define;
-# 4401 echoes HTTP 401 so it reads at a glance in a browser's console).
-CLOSE_UNAUTHENTICATED = 4401
 # How long a dashboard socket waits for the page to say where it is before it is sent a
 # full refresh; the page says it as soon as the socket opens.
 RESUME_WAIT = 1.0
 
 
-async def refuse_anonymous(consumer: AsyncWebsocketConsumer) -> bool:
-    """Close the socket of a visitor who is not logged in; True if it was closed."""
-    user = consumer.scope.get("user")
-    if user is not None and user.is_authenticated:
-        return False
-    # Accept first so the client sees our close code rather than a bare HTTP 403.
-    await consumer.accept()
-    await consumer.close(code=CLOSE_UNAUTHENTICATED)
-    return True
-
-
 head_seq = database_sync_to_async(event_log.head_seq)
 
 
-def resume_position(text: str | None) -> tuple[bool, int | None]:
-    """(is a resume message, since) for what a client sent; anything else is ignored."""
-    try:
-        message = json.loads(text or "")
-    except ValueError:
-        return False, None
-    if not isinstance(message, dict) or message.get("type") != "resume":
-        return False, None
-    since = message.get("since")
-    if (
-        isinstance(since, bool)
-        or not (since is None or isinstance(since, int))
-        or (since is not None and not 0 <= since < 2**63)
-    ):
-        return False, None
-    return True, since
-
-
-class FollowingConsumer(AsyncWebsocketConsumer):
+class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
     """A socket whose sending is done by one hub task, started once it knows where to begin."""
 
     follow_task: asyncio.Task | None = None
@@ -67,11 +39,9 @@ class FollowingConsumer(AsyncWebsocketConsumer):
             self.follow_task.cancel()
         self.follow_task = self.follow(since)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Only a resume message means anything; everything else is ignored, never echoed."""
-        is_resume, since = resume_position(text_data)
-        if is_resume:
-            await self.start_following(since)
+    async def handle_resume(self, since: int | None) -> None:
+        """A valid resume message (SocketGuard has parsed and checked it)."""
+        await self.start_following(since)
 
     async def disconnect(self, code: int) -> None:
         if self.follow_task is not None:
@@ -86,7 +56,7 @@ class DashboardConsumer(FollowingConsumer):
     """
 
     async def connect(self) -> None:
-        if await refuse_anonymous(self):
+        if await self.refuse_unless_viewer():
             return
         await self.accept()
         loop = asyncio.get_running_loop()
@@ -119,7 +89,7 @@ class ViolationFeedConsumer(FollowingConsumer):
     """
 
     async def connect(self) -> None:
-        if await refuse_anonymous(self):
+        if await self.refuse_unless_viewer():
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         since_text = (query.get("since") or [""])[0]

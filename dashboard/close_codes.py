@@ -1,0 +1,18 @@
+"""How a dashboard WebSocket can end, as close codes a client can act on.
+
+All in 4000-4999, the range RFC 6455 leaves to applications, and the only one (besides
+1000) that Daphne lets a server send: Autobahn refuses 1008 or 1009 from application code.
+Each echoes the HTTP status of the same meaning, so it reads at a glance in a browser
+console. static/js/dashboard.js sends the user to the login page on 4401 and 4403 and
+reconnects after anything else.
+"""
+
+from enum import IntEnum
+
+
+class CloseCode(IntEnum):
+    BAD_MESSAGE = 4400  # not a message this server understands (never echoed back)
+    UNAUTHENTICATED = 4401  # not logged in, or the session logged out
+    FORBIDDEN = 4403  # logged in without the dashboard.view_dashboard permission
+    MESSAGE_TOO_BIG = 4413  # over dashboard.client_messages.MAX_MESSAGE_BYTES
+    TOO_MANY_MESSAGES = 4429  # the client sent more than its allowance

@@ -1,0 +1,161 @@
+"""What every dashboard socket enforces, whatever it serves: a mixin for Channels consumers.
+
+- Access: `refuse_unless_viewer()` in `connect()` closes the socket of a visitor who is not
+  logged in (4401) or lacks `dashboard.view_dashboard` (4403).
+- Logout: each socket joins a channel-layer group named after its session; logging out
+  (the `user_logged_out` signal) closes every socket of that session with 4401, on every
+  web process. Other sessions of the same user stay open: they are still logged in.
+- Client messages: every frame is counted against a token bucket (a flood closes the
+  socket, 4429), size-checked (4413) and parsed (dashboard.client_messages; a malformed
+  one closes with 4400). Unknown types are dropped; "resume" calls `handle_resume()`.
+  Nothing a client sends is ever echoed.
+
+Usage: `class MyConsumer(SocketGuard, AsyncWebsocketConsumer)`, with
+`if await self.refuse_unless_viewer(): return` first in `connect()`.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
+
+from dashboard import access
+from dashboard.client_messages import (
+    InvalidClientMessage,
+    MessageTooLarge,
+    Resume,
+    parse_client_message,
+)
+from dashboard.close_codes import CloseCode
+from dashboard.rate_limit import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+SESSION_ENDED = "session.ended"  # channel-layer message type -> `session_ended()`
+# A hung channel layer must not hang a logout or a connect forever.
+LAYER_TIMEOUT = 5.0
+
+
+def session_group(session_key: str) -> str:
+    """The channel-layer group of one session's sockets.
+
+    Keyed, not the session key itself: group names are visible to anyone who can list
+    Redis channels, and a session key is a login.
+    """
+    digest = salted_hmac("dashboard.socket_guard.session_group", session_key, algorithm="sha256")
+    return f"dashboard.session.{digest.hexdigest()}"
+
+
+class SocketGuard:
+    """Mixin for a Channels WebSocket consumer; list it before the consumer class."""
+
+    # A page sends one "resume" per (re)connect; ten at once or one a second is generous.
+    message_burst = 10
+    messages_per_second = 1.0
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self._allowance = TokenBucket(self.message_burst, self.messages_per_second)
+        self._closing = False
+        session = self.scope.get("session")
+        key = session.session_key if session is not None else None
+        # Joined before connect() checks the login, so a logout from then on reaches us.
+        self._session_group = session_group(key) if key else None
+        if self._session_group:
+            async with asyncio.timeout(LAYER_TIMEOUT):
+                await self.channel_layer.group_add(self._session_group, self.channel_name)
+        await super().websocket_connect(message)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if getattr(self, "_session_group", None):
+            try:
+                async with asyncio.timeout(LAYER_TIMEOUT):
+                    await self.channel_layer.group_discard(self._session_group, self.channel_name)
+            except Exception:
+                logger.debug("could not leave the session group", exc_info=True)
+        await super().websocket_disconnect(message)
+
+    async def refuse_unless_viewer(self) -> bool:
+        """Close the socket of anyone who may not watch the dashboard; True if it was closed."""
+        code = await database_sync_to_async(self._refusal)()
+        if code is None:
+            return False
+        # Accept first so the client sees our close code rather than a bare HTTP 403.
+        await self.accept()
+        await self._close(code)
+        return True
+
+    def _refusal(self) -> CloseCode | None:
+        code = access.refusal(self.scope.get("user"))
+        session = self.scope.get("session")
+        # The session may have logged out between the handshake and joining its group.
+        if code is None and session is not None and not session.exists(session.session_key):
+            return CloseCode.UNAUTHENTICATED
+        return code
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Every frame from the client comes here first, instead of `receive()`."""
+        if self._closing:
+            return  # frames already in flight when we decided to close
+        if not self._allowance.take():
+            await self._refuse(CloseCode.TOO_MANY_MESSAGES, "too many messages")
+            return
+        frame = message["text"] if message.get("text") is not None else message.get("bytes", b"")
+        try:
+            parsed = parse_client_message(frame)
+        except MessageTooLarge as exc:
+            await self._refuse(CloseCode.MESSAGE_TOO_BIG, str(exc))
+        except InvalidClientMessage as exc:
+            await self._refuse(CloseCode.BAD_MESSAGE, str(exc))
+        else:
+            if isinstance(parsed, Resume):
+                await self.handle_resume(parsed.since)
+
+    async def handle_resume(self, since: int | None) -> None:
+        """The client asks for what happened after event `since` (None: everything current).
+
+        A no-op here; consumers that can replay events override it.
+        """
+
+    async def session_ended(self, message: dict[str, Any]) -> None:
+        """This socket's session logged out."""
+        await self._close(CloseCode.UNAUTHENTICATED)
+
+    async def _refuse(self, code: CloseCode, reason: str) -> None:
+        user = self.scope.get("user")
+        logger.warning(
+            "closing a %s socket of user %s with %d: %s",
+            self.scope.get("path", "?"),
+            getattr(user, "pk", None),
+            code,
+            reason,
+        )
+        await self._close(code, reason)
+
+    async def _close(self, code: CloseCode, reason: str | None = None) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        # Daphne drops the reason; other ASGI servers pass it on (it never quotes the client).
+        await self.close(code=int(code), reason=reason)
+
+
+async def close_session_sockets(sender: Any, request: HttpRequest | None, **kwargs: Any) -> None:
+    """`user_logged_out` receiver: close every socket of the session that is logging out.
+
+    A logout must succeed even when the channel layer is down, so failures are logged,
+    not raised.
+    """
+    session = getattr(request, "session", None)
+    key = session.session_key if session is not None else None
+    layer = get_channel_layer()
+    if not key or layer is None:
+        return
+    try:
+        async with asyncio.timeout(LAYER_TIMEOUT):
+            await layer.group_send(session_group(key), {"type": SESSION_ENDED})
+    except Exception:
+        logger.exception("could not close the sockets of a session that logged out")

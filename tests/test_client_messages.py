@@ -1,0 +1,169 @@
+"""What a client may send over a dashboard socket, and how fast (pure logic, no servers)."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dashboard.client_messages import (
+    MAX_EVENT_ID,
+    MAX_MESSAGE_BYTES,
+    InvalidClientMessage,
+    MessageTooLarge,
+    Resume,
+    parse_client_message,
+)
+from dashboard.rate_limit import TokenBucket
+
+# The machine is shared and often busy: a slow example is not a failure.
+relaxed = settings(deadline=None)
+
+
+@pytest.mark.parametrize(
+    ("frame", "since"),
+    [
+        ('{"type": "resume", "since": null}', None),
+        ('{"type": "resume", "since": 0}', 0),
+        ('{"type": "resume", "since": 1234}', 1234),
+        (f'{{"type": "resume", "since": {MAX_EVENT_ID}}}', MAX_EVENT_ID),
+        ('{"type": "resume", "since": 7, "extra": "ignored"}', 7),
+    ],
+)
+def test_a_resume_message_parses_into_its_event_id(frame, since):
+    assert parse_client_message(frame) == Resume(since=since)
+
+
+@pytest.mark.parametrize(
+    "frame", ['{"type": "ping"}', '{"type": "subscribe", "tables": ["auth_user"]}', '{"type": ""}']
+)
+def test_a_message_of_an_unknown_type_is_ignored(frame):
+    assert parse_client_message(frame) is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "rule"),
+    [
+        ("", "must be JSON"),
+        ("resume", "must be JSON"),
+        ('{"type": "resume", "since": NaN}', "must be JSON"),
+        ('{"type": "resume", "since": Infinity}', "must be JSON"),
+        ('["resume", 1]', "must be a JSON object"),
+        ('"resume"', "must be a JSON object"),
+        ("{}", 'needs a string "type"'),
+        ('{"type": 1}', 'needs a string "type"'),
+        ('{"type": null}', 'needs a string "type"'),
+        ('{"type": "resume"}', 'needs "since"'),
+        ('{"type": "resume", "since": -1}', '"since" must be null or an integer'),
+        ('{"type": "resume", "since": 1.0}', '"since" must be null or an integer'),
+        ('{"type": "resume", "since": "12"}', '"since" must be null or an integer'),
+        ('{"type": "resume", "since": true}', '"since" must be null or an integer'),
+        ('{"type": "resume", "since": [1]}', '"since" must be null or an integer'),
+        (f'{{"type": "resume", "since": {MAX_EVENT_ID + 1}}}', '"since" must be null'),
+        ("[" * 500 + "]" * 500, "must be a JSON object"),
+        (b'{"type": "resume", "since": 1}', "binary frames are not accepted"),
+    ],
+)
+def test_a_malformed_message_is_refused_with_the_rule_it_breaks(frame, rule):
+    with pytest.raises(InvalidClientMessage, match=rule):
+        parse_client_message(frame)
+
+
+def test_the_size_limit_counts_bytes_not_characters():
+    padding = '{"type": "resume", "since": 1, "pad": "'
+    fits = padding + "x" * (MAX_MESSAGE_BYTES - len(padding) - 2) + '"}'
+    assert len(fits.encode()) == MAX_MESSAGE_BYTES
+    assert parse_client_message(fits) == Resume(since=1)
+
+    # The same number of characters, but "é" is two bytes in UTF-8.
+    too_big = padding + "é" * (MAX_MESSAGE_BYTES - len(padding) - 2) + '"}'
+    with pytest.raises(MessageTooLarge, match=f"at most {MAX_MESSAGE_BYTES} bytes"):
+        parse_client_message(too_big)
+    with pytest.raises(MessageTooLarge):
+        parse_client_message(b"x" * (MAX_MESSAGE_BYTES + 1))
+
+
+def test_errors_never_quote_what_the_client_sent():
+    secret = "<script>alert(1)</script>"
+    for frame in (secret, json.dumps({"type": secret, "x": 1})[:-1], json.dumps([secret])):
+        with pytest.raises(InvalidClientMessage) as refused:
+            parse_client_message(frame)
+        assert "script" not in str(refused.value)
+
+
+@relaxed
+@given(st.text(max_size=2000) | st.binary(max_size=2000))
+def test_any_frame_either_parses_or_is_refused_with_a_clear_error(frame):
+    try:
+        result = parse_client_message(frame)
+    except InvalidClientMessage as exc:
+        error = str(exc)
+        assert error.startswith(("a message", "binary frames", '"resume"', '"since"'))
+    else:
+        assert result is None or isinstance(result, Resume)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@relaxed
+@given(st.dictionaries(st.text(max_size=10), json_values, max_size=5), json_values)
+def test_any_json_object_parses_only_to_a_valid_resume(fields, since):
+    message = {**fields, "type": "resume", "since": since}
+    frame = json.dumps(message)
+    try:
+        result = parse_client_message(frame)
+    except InvalidClientMessage:
+        valid = since is None or (type(since) is int and 0 <= since <= MAX_EVENT_ID)
+        assert not valid or len(frame.encode()) > MAX_MESSAGE_BYTES
+    else:
+        assert result == Resume(since=since)
+
+
+@relaxed
+@given(st.one_of(st.none(), st.integers(min_value=0, max_value=MAX_EVENT_ID)))
+def test_every_valid_resume_round_trips(since):
+    assert parse_client_message(json.dumps({"type": "resume", "since": since})) == Resume(since)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_token_bucket_allows_a_burst_then_refills_at_its_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(capacity=10, rate=1.0, clock=clock)
+
+    assert [bucket.take() for _ in range(11)] == [True] * 10 + [False]
+
+    clock.now += 2.5  # two and a half tokens back
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+
+    clock.now += 3600  # never more than the capacity
+    assert sum(bucket.take() for _ in range(20)) == 10
+
+
+def test_a_refused_take_spends_nothing():
+    clock = FakeClock()
+    bucket = TokenBucket(capacity=1, rate=1.0, clock=clock)
+    assert bucket.take()
+    for _ in range(100):
+        assert not bucket.take()
+    clock.now += 1
+    assert bucket.take()
+
+
+@pytest.mark.parametrize(("capacity", "rate"), [(0, 1.0), (1, 0.0), (1, -1.0)])
+def test_a_bucket_that_could_never_allow_anything_is_refused(capacity, rate):
+    with pytest.raises(ValueError, match="capacity of at least 1 and a positive rate"):
+        TokenBucket(capacity, rate)

@@ -1,0 +1,214 @@
+"""What every dashboard socket enforces, through a real Daphne and a real WebSocket client.
+
+Cross-site WebSocket hijacking, what clients may send (size, shape, rate), and logout.
+Both endpoints behave the same: /ws/dashboard/ (HTML fragments) and /ws/violations/ (JSON).
+"""
+
+import asyncio
+import json
+from contextlib import ExitStack, contextmanager, suppress
+
+import pytest
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from dashboard.client_messages import MAX_MESSAGE_BYTES
+from dashboard.socket_guard import SocketGuard
+from tests.browser import without_event_loop
+from tests.conftest import grant_dashboard_view
+from tests.web_client import WebClient, close_code, next_close_code, still_open
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "a-long-test-password"
+SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
+OVERSIZED = json.dumps({"type": "resume", "since": 1, "pad": "x" * MAX_MESSAGE_BYTES})
+
+
+def viewer(daphne, username: str = "wall-screen") -> WebClient:
+    """A logged-in dashboard viewer, logged in through the login form."""
+    user_model = get_user_model()
+    if not user_model.objects.filter(username=username).exists():
+        grant_dashboard_view(user_model.objects.create_user(username, password=PASSWORD))
+    client = WebClient(daphne.http_url)
+    assert client.log_in(username, PASSWORD).status == 302
+    return client
+
+
+@contextmanager
+def open_ready(client: WebClient, daphne, path: str, origin: str | None = None):
+    """Open `path` and wait until it is serving (the dashboard first sends a full refresh)."""
+    with client.open_socket(daphne.ws_url, path, origin=origin) as socket:
+        if path == "/ws/dashboard/":
+            assert "widget-" in socket.recv(timeout=10)
+        yield socket
+
+
+# --- Origin: cross-site WebSocket hijacking --------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+@pytest.mark.parametrize(
+    "origin",
+    ["https://evil.example", "http://127.0.0.1.evil.example", "http://localhost.evil.example:80"],
+)
+def test_a_page_on_another_site_cannot_open_a_socket_with_the_users_cookies(daphne, path, origin):
+    client = viewer(daphne)
+
+    with pytest.raises(InvalidStatus) as refused:
+        client.open_socket(daphne.ws_url, path, origin=origin)
+
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+@pytest.mark.parametrize("origin", [None, "null"], ids=["no-origin", "null-origin"])
+def test_a_handshake_without_a_real_origin_is_refused(daphne, path, origin):
+    """Browsers always send Origin; only scripts omit it, and for them one header is no burden.
+
+    "null" is what sandboxed frames and file:// pages send: not our site either.
+    """
+    client = viewer(daphne)
+    headers = {"Cookie": client.cookie_header} | ({"Origin": origin} if origin else {})
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(daphne.ws_url + path, additional_headers=headers, open_timeout=10)
+
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_the_sites_own_pages_may_connect(daphne, path):
+    client = viewer(daphne)
+    for origin in (daphne.http_url, f"http://localhost:{daphne.port}"):
+        with open_ready(client, daphne, path, origin=origin) as socket:
+            assert still_open(socket), origin
+
+
+# --- What a client may send ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_an_oversized_message_closes_the_socket_with_4413(daphne, path):
+    with open_ready(viewer(daphne), daphne, path) as socket:
+        socket.send(OVERSIZED)
+        assert next_close_code(socket) == 4413
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_an_unknown_message_gets_no_reply(daphne, path):
+    with open_ready(viewer(daphne), daphne, path) as socket:
+        socket.send(json.dumps({"type": "echo", "text": "<script>alert(1)</script>"}))
+        # Frames are handled in order: had the first produced any reply, it would arrive
+        # before the close the oversized one causes.
+        socket.send(OVERSIZED)
+        assert next_close_code(socket) == 4413
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+@pytest.mark.parametrize(
+    "frame",
+    ["not json", '{"no": "type"}', '{"type": "resume", "since": -1}', b"\x00binary"],
+    ids=["not-json", "no-type", "bad-since", "binary"],
+)
+def test_a_malformed_message_closes_the_socket_with_4400(daphne, path, frame):
+    with open_ready(viewer(daphne), daphne, path) as socket:
+        socket.send(frame)
+        assert next_close_code(socket) == 4400
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_a_resume_message_is_accepted(daphne, path):
+    with open_ready(viewer(daphne), daphne, path) as socket:
+        socket.send(json.dumps({"type": "resume", "since": 42}))
+        socket.send(json.dumps({"type": "resume", "since": None}))
+        assert still_open(socket)
+
+
+@pytest.mark.parametrize("path", SOCKETS)
+def test_a_client_flooding_messages_is_disconnected_with_4429(daphne, path):
+    with open_ready(viewer(daphne), daphne, path) as socket:
+        sent = 0
+        with suppress(ConnectionClosed):
+            while sent < 200:  # harmless messages, as fast as the client can send them
+                socket.send('{"type": "ping"}')
+                sent += 1
+        assert close_code(socket) == 4429
+        assert sent > SocketGuard.message_burst
+
+
+def test_messages_within_the_allowance_keep_the_socket_open(daphne):
+    with open_ready(viewer(daphne), daphne, "/ws/violations/") as socket:
+        for _ in range(SocketGuard.message_burst):
+            socket.send('{"type": "ping"}')
+        assert still_open(socket)
+
+
+# --- Logout ----------------------------------------------------------------------------------
+
+
+def test_logging_out_closes_that_sessions_sockets_on_both_endpoints(daphne):
+    browser = viewer(daphne)
+    other_device = viewer(daphne)  # the same account, logged in elsewhere
+    with ExitStack() as sockets:
+        dashboard = sockets.enter_context(open_ready(browser, daphne, "/ws/dashboard/"))
+        feed = sockets.enter_context(open_ready(browser, daphne, "/ws/violations/"))
+        elsewhere = sockets.enter_context(open_ready(other_device, daphne, "/ws/violations/"))
+
+        response = browser.log_out()
+
+        assert (response.status, response.location) == (302, "/accounts/login/")
+        assert close_code(dashboard) == 4401
+        assert close_code(feed) == 4401
+        # Another session of the same user is still logged in, so its socket stays.
+        assert still_open(elsewhere)
+
+
+def test_a_logged_out_session_cannot_open_a_socket_again(daphne):
+    browser = viewer(daphne)
+    old_cookie = browser.cookie_header
+    browser.log_out()
+
+    with connect(
+        daphne.ws_url + "/ws/violations/",
+        origin=daphne.http_url,
+        additional_headers={"Cookie": old_cookie},
+        open_timeout=10,
+    ) as socket:
+        assert close_code(socket) == 4401
+
+
+# --- The resume hook, in-process ---------------------------------------------------------------
+
+
+class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.accept()
+
+    async def handle_resume(self, since: int | None) -> None:
+        await self.send(text_data=f"resume since {since}")
+
+
+def test_a_resume_message_reaches_the_consumers_hook_with_its_event_id():
+    async def scenario() -> list[str]:
+        communicator = WebsocketCommunicator(ResumeRecorder.as_asgi(), "/ws/test/")
+        connected, _ = await communicator.connect()
+        assert connected
+        await communicator.send_to(text_data='{"type": "ping"}')
+        await communicator.send_to(text_data='{"type": "resume", "since": 7}')
+        await communicator.send_to(text_data='{"type": "resume", "since": null}')
+        replies = [await communicator.receive_from(timeout=5) for _ in range(2)]
+        await communicator.disconnect()
+        return replies
+
+    channel_layers.backends.clear()  # the layer binds to the loop that first uses it
+    try:
+        with without_event_loop():  # Playwright's parked loop, if a browser test ran first
+            replies = asyncio.run(scenario())
+    finally:
+        channel_layers.backends.clear()
+    assert replies == ["resume since 7", "resume since None"]
