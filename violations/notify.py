@@ -1,18 +1,19 @@
 """Sending PostgreSQL notifications from Python, and the rules a channel name must follow."""
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from django.db import connections
+
+from violations.identifiers import SQL_IDENTIFIER
 
 # The one channel every violation trigger notifies and the listener LISTENs on.
 NOTIFY_CHANNEL = "violations_channel"
 
 # Channel names reach SQL (LISTEN takes an identifier, not a parameter), so only plain
 # lower-case identifiers are allowed: nothing that needs quoting, nothing that can inject.
-CHANNEL_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+CHANNEL_NAME_PATTERN = SQL_IDENTIFIER
 
 # PostgreSQL rejects a NOTIFY payload of 8000 bytes or more (in the server encoding).
 MAX_PAYLOAD_BYTES = 7999
