@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format psql lock clean screenshots soak
+.PHONY: install run test lint format psql lock clean screenshots soak audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: lint  ## Lint, then the whole suite against real PostgreSQL, Redis, Daphne
 
 soak: install  ## Long delivery soaks (2,000 commits/s for 30 s); .ci/run runs them
 	$(BIN)/python -m pytest -m soak -q $(PYTEST_ARGS)
+
+audit: install  ## Known vulnerabilities in constraints.txt (says "skipped" when it cannot look)
+	$(BIN)/python scripts/audit_dependencies.py constraints.txt
 
 screenshots: install  ## Save docs/screenshot-desktop.png and docs/screenshot-phone.png
 	$(BIN)/python -m pytest -m screenshots -q
