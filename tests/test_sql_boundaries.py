@@ -1,9 +1,10 @@
 """Every configurable channel, table and column name that reaches SQL is a plain identifier.
 
-Where they reach SQL: LISTEN (violations/listener.py, quoted with psycopg.sql.Identifier),
-pg_notify's channel (violations/notify.py, a query parameter), the trigger body's channel
-literal (violations/triggers.py) and the trigger's table and key column, pasted by
-django-pgtrigger. The system check `violations.E001` holds them all to one rule.
+Where they reach SQL: LISTEN and the event-log queries (violations/listener.py, quoted
+with psycopg.sql), pg_notify's channel (violations/notify.py, a query parameter), the
+trigger body's channel, event-log table and sequence (violations/triggers.py, pasted after
+validation) and the trigger's table and key column, pasted by django-pgtrigger. The
+system check `violations.E001` holds them all to one rule.
 """
 
 import json
@@ -38,6 +39,8 @@ def test_every_configured_name_that_reaches_sql_is_a_plain_identifier():
     found = {name for _, name in names}
     assert {
         "violations_channel",
+        "violation_events",
+        "violation_events_last_seq",
         "violation_humandetections",
         "violation_lotodetections",
         "violation_ppedetections",

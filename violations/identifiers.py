@@ -1,9 +1,10 @@
 """Names that reach SQL as identifiers, and the one rule they all follow.
 
 Identifiers cannot be query parameters. LISTEN takes its channel as an identifier; the
-listener quotes it with psycopg.sql.Identifier, but django-pgtrigger pastes table and
+listener quotes names with psycopg.sql.Identifier, but django-pgtrigger pastes table and
 column names into trigger SQL and quotes a name only when it does not already start or
-end with a double quote, and the trigger body carries the channel as a string literal.
+end with a double quote, and the trigger body carries the channel, the event log's table
+and its sequence as they are.
 So every channel, table and key column name a fork can configure is held to plain
 lower-case identifiers: nothing that needs quoting, nothing that can break out of it.
 """
@@ -25,8 +26,13 @@ def configured_identifiers() -> list[tuple[str, str]]:
     """Every configurable name that reaches SQL, as (what it names, the name)."""
     from violations.models import violation_models
     from violations.notify import NOTIFY_CHANNEL
+    from violations.triggers import EVENT_LOG_TABLE, LAST_SEQ_SEQUENCE
 
-    names = [("the NOTIFY channel", NOTIFY_CHANNEL)]
+    names = [
+        ("the NOTIFY channel", NOTIFY_CHANNEL),
+        ("the event log's table", EVENT_LOG_TABLE),
+        ("the event log's seq sequence", LAST_SEQ_SEQUENCE),
+    ]
     for table, model in violation_models().items():
         names.append((f"{model._meta.label}'s table", table))
         names.append((f"{model._meta.label}'s primary key column", model._meta.pk.column))
