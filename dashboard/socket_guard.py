@@ -20,6 +20,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.contrib.sessions.backends import signed_cookies
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
@@ -90,9 +91,8 @@ class SocketGuard:
 
     def _refusal(self) -> CloseCode | None:
         code = access.refusal(self.scope.get("user"))
-        session = self.scope.get("session")
         # The session may have logged out between the handshake and joining its group.
-        if code is None and session is not None and not session.exists(session.session_key):
+        if code is None and _session_ended(self.scope.get("session")):
             return CloseCode.UNAUTHENTICATED
         return code
 
@@ -141,6 +141,13 @@ class SocketGuard:
         self._closing = True
         # Daphne drops the reason; other ASGI servers pass it on (it never quotes the client).
         await self.close(code=int(code), reason=reason)
+
+
+def _session_ended(session: Any) -> bool:
+    """True if a server-side session no longer exists (a signed-cookie one cannot tell)."""
+    if session is None or isinstance(session, signed_cookies.SessionStore):
+        return False
+    return not session.exists(session.session_key)
 
 
 async def close_session_sockets(sender: Any, request: HttpRequest | None, **kwargs: Any) -> None:
