@@ -25,6 +25,7 @@ from cookiecutter.main import cookiecutter
 from devstack.postgres import psql_binary
 from tests.conftest import with_database
 from tests.processes import PROJECT_ROOT
+from violations.identifiers import is_plain_identifier
 from violations.notify import CHANNEL_NAME_PATTERN
 
 HOOKS = PROJECT_ROOT / "hooks"
@@ -81,6 +82,14 @@ def project_files(project: Path) -> list[str]:
 
 def test_the_hooks_channel_rule_is_the_projects():
     assert pre_gen.CHANNEL_NAME_PATTERN.pattern == CHANNEL_NAME_PATTERN.pattern
+
+
+def test_every_default_that_names_something_in_sql_is_a_plain_identifier():
+    """The walk of tests/test_sql_boundaries.py, over what the template offers."""
+    options = json.loads((PROJECT_ROOT / "cookiecutter.json").read_text())
+    sql_names = {k: v for k, v in options.items() if "channel" in k or "table" in k}
+    assert sql_names == {"notify_channel": "violations_channel"}
+    assert all(is_plain_identifier(name) for name in sql_names.values())
 
 
 def test_the_defaults_are_the_root_projects_own_values():

@@ -4,38 +4,22 @@ Where they reach SQL: LISTEN and the event-log queries (violations/listener.py, 
 with psycopg.sql), pg_notify's channel (violations/notify.py, a query parameter), the
 trigger body's channel, event-log table and sequence (violations/triggers.py, pasted after
 validation) and the trigger's table and key column, pasted by django-pgtrigger. The
-system check `violations.E001` holds them all to one rule.
+system check `violations.E001` holds them all to one rule; the template's answers are held
+to it before a project is generated.
 """
-
-import json
 
 import pytest
 from django.core import checks
 
-from tests.processes import PROJECT_ROOT
 from violations.identifiers import (
     configured_identifiers,
     identifier_errors,
     is_plain_identifier,
 )
 
-COOKIECUTTER = PROJECT_ROOT / "cookiecutter.json"
-
-
-def cookiecutter_identifiers() -> list[tuple[str, str]]:
-    """Defaults the cookiecutter template offers for channel and table names, if it exists."""
-    if not COOKIECUTTER.exists():
-        return []
-    context = json.loads(COOKIECUTTER.read_text())
-    return [
-        (f"cookiecutter.json {key}", value)
-        for key, value in context.items()
-        if ("channel" in key or "table" in key) and isinstance(value, str)
-    ]
-
 
 def test_every_configured_name_that_reaches_sql_is_a_plain_identifier():
-    names = configured_identifiers() + cookiecutter_identifiers()
+    names = configured_identifiers()
     found = {name for _, name in names}
     assert {
         "violations_channel",
