@@ -2,10 +2,10 @@
 
 Where they reach SQL: LISTEN and the event-log queries (violations/listener.py, quoted
 with psycopg.sql), pg_notify's channel (violations/notify.py, a query parameter), the
-trigger body's channel, event-log table and sequence (violations/triggers.py, pasted after
+trigger body's channel and event-log tables (violations/triggers.py, pasted after
 validation) and the trigger's table and key column, pasted by django-pgtrigger. The
-system check `violations.E001` holds them all to one rule; the template's answers are held
-to it before a project is generated.
+system check `violations.E001` holds them all to one rule; the template's answers are
+held to it before a project is generated from it.
 """
 
 import pytest
@@ -24,7 +24,7 @@ def test_every_configured_name_that_reaches_sql_is_a_plain_identifier():
     assert {
         "violations_channel",
         "violation_events",
-        "violation_events_last_seq",
+        "violation_events_head",
         "violation_humandetections",
         "violation_lotodetections",
         "violation_ppedetections",

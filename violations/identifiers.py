@@ -3,10 +3,10 @@
 Identifiers cannot be query parameters. LISTEN takes its channel as an identifier; the
 listener quotes names with psycopg.sql.Identifier, but django-pgtrigger pastes table and
 column names into trigger SQL and quotes a name only when it does not already start or
-end with a double quote, and the trigger body carries the channel, the event log's table
-and its sequence as they are.
-So every channel, table and key column name a fork can configure is held to plain
-lower-case identifiers: nothing that needs quoting, nothing that can break out of it.
+end with a double quote, and the trigger body carries the channel and the event log's
+tables as they are. So every channel, table and key column name a fork can configure is
+held to plain lower-case identifiers: nothing that needs quoting, nothing that can break
+out of it.
 """
 
 import re
@@ -26,12 +26,12 @@ def configured_identifiers() -> list[tuple[str, str]]:
     """Every configurable name that reaches SQL, as (what it names, the name)."""
     from violations.models import violation_models
     from violations.notify import NOTIFY_CHANNEL
-    from violations.triggers import EVENT_LOG_TABLE, LAST_SEQ_SEQUENCE
+    from violations.triggers import EVENT_LOG_TABLE, HEAD_TABLE
 
     names = [
         ("the NOTIFY channel", NOTIFY_CHANNEL),
         ("the event log's table", EVENT_LOG_TABLE),
-        ("the event log's seq sequence", LAST_SEQ_SEQUENCE),
+        ("the event log's head table", HEAD_TABLE),
     ]
     for table, model in violation_models().items():
         names.append((f"{model._meta.label}'s table", table))
