@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format psql lock clean screenshots soak audit
+.PHONY: install run demo test lint format psql lock clean screenshots soak audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 
 install: $(VENV)/.installed  ## Create .venv and install the project and its dev tools
 
-run: install  ## Run the whole stack (needs DATABASE_URL and REDIS_URL for now)
-	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL (and REDIS_URL): see README"; exit 2; }
-	DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local} $(BIN)/python manage.py migrate --noinput
-	DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local} $(BIN)/python manage.py listen_notify & \
-	  listener=$$!; trap 'kill $$listener 2>/dev/null; wait $$listener' EXIT INT TERM; \
-	  DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local} $(BIN)/daphne -b 127.0.0.1 -p $${PORT:-8000} config.asgi:application
+run: install  ## Run the whole stack; without DATABASE_URL / REDIS_URL it starts its own (devstack/run.py)
+	@$(BIN)/python -m devstack.run
+
+demo: install  ## Simulated cameras for a minute, beside a running `make run`
+	DJANGO_SETTINGS_MODULE=config.settings.local $(BIN)/python manage.py simulate_violations --rate 2 --duration 60
 
 lint: install  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
@@ -43,9 +42,8 @@ audit: install  ## Known vulnerabilities in constraints.txt (says "skipped" when
 screenshots: install  ## Save docs/screenshot-desktop.png and docs/screenshot-phone.png
 	$(BIN)/python -m pytest -m screenshots -q
 
-psql:  ## psql on the database in use
-	@test -n "$$DATABASE_URL" || { echo "Set DATABASE_URL"; exit 2; }
-	psql "$$DATABASE_URL"
+psql: install  ## psql on the database in use (DATABASE_URL, or make run's embedded one)
+	@$(BIN)/python -m devstack.psql
 
 lock: install  ## Re-pin constraints.txt from the current .venv
 	{ head -n 2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.tmp

