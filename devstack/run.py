@@ -32,6 +32,9 @@ SETTINGS = "config.settings.local"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 LISTENER_READY = "listening on channel"
+# Another listener holds this database's lock (a second `make run` on the same database):
+# this one waits on standby and takes over if that one stops. Ready all the same.
+LISTENER_STANDBY = "standby: another listener is active"
 START_TIMEOUT = 90.0  # seconds; generous, as a loaded 2-core machine can be slow
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 
@@ -65,8 +68,9 @@ class Child:
 
     name: str
     process: subprocess.Popen
-    ready_text: str | None = None
+    ready_texts: tuple[str, ...] = ()
     seen_ready: threading.Event = field(default_factory=threading.Event)
+    ready_line: str = ""
     captured: list[str] = field(default_factory=list)
     reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -77,7 +81,7 @@ class Child:
         argv: list[str],
         env: Mapping[str, str],
         *,
-        ready_text: str | None = None,
+        ready_texts: tuple[str, ...] = (),
         echo: bool = True,
     ) -> "Child":
         process = subprocess.Popen(
@@ -92,7 +96,7 @@ class Child:
             # Its own session: Ctrl-C reaches only us, and we stop the children in order.
             start_new_session=True,
         )
-        child = cls(name, process, ready_text)
+        child = cls(name, process, ready_texts)
         child.reader = threading.Thread(target=child._pass_on, args=(echo,), daemon=True)
         child.reader.start()
         return child
@@ -102,7 +106,8 @@ class Child:
             self.captured.append(line)
             if echo:
                 say(f"{self.name:<9}| {line.rstrip()}")
-            if self.ready_text and self.ready_text in line:
+            if not self.seen_ready.is_set() and any(t in line for t in self.ready_texts):
+                self.ready_line = line
                 self.seen_ready.set()
 
     @property
@@ -191,7 +196,9 @@ class Stack:
         login = self._run_once("demo user", ["manage.py", "create_demo_user"], echo=False)
 
         listener = self._start_child(
-            "listener", ["manage.py", "listen_notify"], ready_text=LISTENER_READY
+            "listener",
+            ["manage.py", "listen_notify"],
+            ready_texts=(LISTENER_READY, LISTENER_STANDBY),
         )
         self._wait_for(listener, listener.seen_ready.is_set)
         daphne = self._start_child(
@@ -201,12 +208,17 @@ class Stack:
         self._wait_for(daphne, self._answers)
 
         from_environment = bool(self.environ.get("DATABASE_URL"))
+        standby = (
+            " (on standby: another listener is active on this database)"
+            if LISTENER_STANDBY in listener.ready_line
+            else ""
+        )
         self.lines = [
             f"Dashboard:  {self.url}",
             *(line.strip() for line in login.splitlines() if line.strip()),
             f"PostgreSQL: {database}",
             f"Redis:      {redis}",
-            f"Processes:  listener pid {listener.pid}, daphne pid {daphne.pid}",
+            f"Processes:  listener pid {listener.pid}{standby}, daphne pid {daphne.pid}",
             "",
             "Insert a violation and watch it appear:",
             "  " + psql_command(env["DATABASE_URL"], from_environment=from_environment),

@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -61,6 +62,20 @@ def stack_env(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def scratch_database_url(stack_env) -> Iterator[str]:
+    """An empty database of the test's own on the suite's server, dropped afterwards: for
+    processes that must not share the test database (its listener lock, its event log)."""
+    name = f"{connection.settings_dict['NAME']}_scratch"
+    admin = stack_env["DATABASE_URL"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(admin, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

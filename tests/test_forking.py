@@ -1,23 +1,21 @@
 """docs/forking.md, tried: a fourth violation type, and several web processes over Redis.
 
 The fourth type lives in an app made for the test in a temporary folder, exactly as the
-guide writes it; `makemigrations` and `migrate` are the real commands, and its events go
-through a real listener and Daphne started with that app installed.
+guide writes it; `makemigrations` and `migrate` are the real commands, on a database of
+its own, and its events go through a real listener and Daphne started with that app.
 """
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
 from websockets.sync.client import connect
 
+from devstack.postgres import psql_binary
 from tests.conftest import receive_json
 from tests.processes import PROJECT_ROOT, Daphne, Listener
 from violations.notify import NOTIFY_CHANNEL
-
-pytestmark = pytest.mark.django_db(transaction=True)
 
 FORKLIFT_MODELS = '''
 from violations.models import Violation
@@ -58,53 +56,66 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+LOGGED_IN = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+client = Client()
+client.force_login(get_user_model().objects.create_user("forker"))
+print(client.cookies["sessionid"].value)
+"""
+
+
 @pytest.fixture
-def fork_env(stack_env, tmp_path) -> Iterator[dict[str, str]]:
-    """The project with a `forklift` app added and migrated; the table is dropped after."""
+def fork_env(stack_env, scratch_database_url, tmp_path) -> dict[str, str]:
+    """The project plus a `forklift` app, on a database of its own, migrated."""
     app = tmp_path / "forklift"
     app.mkdir()
     (app / "__init__.py").write_text("")
     (app / "models.py").write_text(FORKLIFT_MODELS)
     (tmp_path / "fork_settings.py").write_text(FORK_SETTINGS)
-    env = stack_env | {
+    return stack_env | {
+        "DATABASE_URL": scratch_database_url,
         "PYTHONPATH": f"{tmp_path}:{PROJECT_ROOT}",
         "DJANGO_SETTINGS_MODULE": "fork_settings",
     }
-    manage(env, "makemigrations", "forklift")
-    manage(env, "migrate", "forklift")
-    yield env
-    manage(env, "migrate", "forklift", "zero")
 
 
-def test_makemigrations_gives_a_fourth_type_its_table_and_notify_trigger(fork_env, tmp_path):
+def test_a_fourth_type_in_a_new_app_is_announced_and_gets_its_own_widget(fork_env, logs, tmp_path):
+    manage(fork_env, "makemigrations", "forklift")
     migration = (tmp_path / "forklift" / "migrations" / "0001_initial.py").read_text()
     assert "violation_forkliftdetections" in migration
     assert "pgtrigger.migrations.AddTrigger" in migration
     assert f"'{NOTIFY_CHANNEL}'" in migration
+    manage(fork_env, "migrate", "-v0")
+    cookie = "sessionid=" + manage(fork_env, "shell", "-c", LOGGED_IN).split()[-1]
 
-
-def test_a_fourth_type_is_announced_and_gets_its_own_widget(fork_env, logs, psql, session_cookie):
     listener = Listener(fork_env, logs / "fork-listener.log").start()
     daphne = Daphne(fork_env, logs / "fork-daphne.log").start()
     try:
-        headers = {"Cookie": session_cookie}
-        with (
-            connect(
-                daphne.ws_url + "/ws/violations/",
-                origin=daphne.http_url,
-                additional_headers=headers,
-            ) as feed,
-            connect(
-                daphne.ws_url + "/ws/dashboard/",
-                origin=daphne.http_url,
-                additional_headers=headers,
-            ) as dashboard,
-        ):
+        with ExitStack() as stack:
+            feed, dashboard = (
+                stack.enter_context(
+                    connect(
+                        daphne.ws_url + path,
+                        origin=daphne.http_url,
+                        additional_headers={"Cookie": cookie},
+                    )
+                )
+                for path in ("/ws/violations/", "/ws/dashboard/")
+            )
             first_screen = dashboard.recv(timeout=5)
             assert 'id="widget-violation_forkliftdetections"' in first_screen
             assert "Forklift violations" in first_screen  # a look derived from the model
 
-            row_id = int(psql(INSERT))
+            inserted = subprocess.run(
+                [psql_binary(), fork_env["DATABASE_URL"], "-qAt", "-c", INSERT],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            row_id = int(inserted.stdout)
 
             event = receive_json(feed, timeout=5)
             assert (event["table"], event["op"], event["id"]) == (
@@ -121,6 +132,7 @@ def test_a_fourth_type_is_announced_and_gets_its_own_widget(fork_env, logs, psql
         listener.stop()
 
 
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("listener")
 def test_every_web_process_delivers_every_event_through_redis(
     daphne, stack_env, logs, psql, session_cookie
