@@ -25,7 +25,12 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from devstack.local import PROJECT_ROOT, LocalDataError, postgres_data_dir
+from devstack.local import (
+    PROJECT_ROOT,
+    LocalDataError,
+    postgres_data_dir,
+    running_embedded_url,
+)
 from devstack.ports import wait_until
 
 SETTINGS = "config.settings.local"
@@ -237,7 +242,12 @@ class Stack:
             raise StartupError(str(error)) from None
         existed = (data_dir / "PG_VERSION").exists()
         say(f"Starting the embedded PostgreSQL (data in {data_dir})...")
-        postgres = EmbeddedPostgres(data_dir)
+        try:
+            postgres = EmbeddedPostgres(data_dir)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise StartupError(
+                f"The embedded PostgreSQL did not start ({error}); its log is {data_dir / 'log'}"
+            ) from None
         self.cleanup.callback(self._stop_postgres, postgres)
         kept = "data kept from the last run" if existed else "new, kept between runs"
         return postgres.url(), f"embedded, pid {postgres.pid}, data in {data_dir} ({kept})"
@@ -247,7 +257,10 @@ class Stack:
             return self.environ["REDIS_URL"], "from REDIS_URL (nothing started)"
         from devstack.redis import LocalRedis
 
-        redis = LocalRedis()
+        try:
+            redis = LocalRedis()
+        except (OSError, TimeoutError) as error:
+            raise StartupError(f"redis-server did not start: {error}") from None
         self.cleanup.callback(self._stop_redis, redis)
         return redis.url, (
             f"redis-server on {HOST}:{redis.port}, pid {redis.process.pid}, for this run only"
@@ -311,6 +324,9 @@ class Stack:
     def _stop_postgres(postgres) -> None:
         say("Stopping the embedded PostgreSQL...")
         postgres.stop()
+        if running_embedded_url(postgres.data_dir):
+            # The package stops it only when the last process holding it lets go.
+            say("The embedded PostgreSQL keeps running: another `make run` uses it.")
 
 
 def _on_signal(signum: int, frame) -> None:
