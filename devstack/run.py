@@ -337,7 +337,7 @@ def _on_signal(signum: int, frame) -> None:
 
 
 def _while_stopping(signum: int, frame) -> None:
-    say("Still stopping (each process gets at most 10 s before it is killed)...")
+    say(f"Still stopping (each process gets at most {STOP_TIMEOUT:g} s before it is killed)...")
 
 
 def banner(lines: list[str]) -> str:
