@@ -2,7 +2,7 @@
 
 The embedded PostgreSQL keeps its data in `.local/postgres` in the project (git-ignored;
 DEVSTACK_DIR moves it), so a second `make run` finds yesterday's rows. `make psql`,
-`make demo` and `python -m devstack.manage` find the server through the same folder.
+and manage.py under local settings find the server through the same folder.
 """
 
 import hashlib

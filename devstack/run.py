@@ -227,7 +227,7 @@ class Stack:
             "",
             "Insert a violation and watch it appear:",
             "  " + psql_command(env["DATABASE_URL"], from_environment=from_environment),
-            "A psql prompt on this database: make psql    Simulated cameras: make demo",
+            "A psql prompt on this database: make psql",
             "Stop everything: Ctrl-C",
         ]
 

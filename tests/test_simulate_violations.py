@@ -2,6 +2,7 @@
 
 import datetime
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -15,8 +16,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tests.conftest import receive_json
-from tests.processes import PROJECT_ROOT
+from tests.conftest import http_get, receive_json
+from tests.processes import PROJECT_ROOT, Daphne
 from violations import snapshots
 from violations.models import violation_models
 from violations.simulation import CAMERAS, HUMAN, LOTO, PPE, gaps, next_violation
@@ -119,6 +120,32 @@ def test_simulated_violations_reach_the_websocket_like_any_insert(open_feed, med
     assert {event["op"] for event in events} == {"INSERT"}
     assert sorted(e["id"] for e in events) == sorted(row.pk for row in rows())
     assert all(e["data"]["violation_image"].startswith("/media/simulated/") for e in events)
+
+
+@pytest.mark.django_db(transaction=True)  # the row it inserts is flushed afterwards
+def test_with_debug_on_the_snapshots_are_served_from_media(stack_env, logs, tmp_path):
+    """As under `make run`: local settings, where Django serves MEDIA_URL itself."""
+    env = stack_env | {
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "simulate_violations", "--count", "1"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    image = re.search(r"(/media/simulated/\S+\.png)", result.stdout).group(1)
+    web = Daphne(env, logs / "daphne-local-media.log").start()
+    try:
+        headers, body = http_get(web.http_url + image)
+    finally:
+        web.stop()
+    assert headers["Content-Type"] == "image/png"
+    assert png_size(body) == (snapshots.WIDTH, snapshots.HEIGHT)
 
 
 # --- The plain logic --------------------------------------------------------------------

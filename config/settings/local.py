@@ -1,8 +1,8 @@
 """Development: DEBUG on, a development key, localhost only. Never deploy this module.
 
 Without DATABASE_URL, manage.py uses the embedded PostgreSQL that `make run` started
-(devstack), so `manage.py createsuperuser`, `shell` or `simulate_violations` just work
-beside it.
+(devstack), so `manage.py createsuperuser`, `shell` or `changepassword` just work beside
+it.
 """
 
 import os
