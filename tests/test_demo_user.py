@@ -2,9 +2,22 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
 
+from dashboard.access import VIEW_PERMISSION, VIEWERS_GROUP
+
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def viewers_group():
+    """The group a dashboard migration creates (a transactional test's flush removes it)."""
+    group, _ = Group.objects.get_or_create(name=VIEWERS_GROUP)
+    group.permissions.add(
+        Permission.objects.get(content_type__app_label="dashboard", codename="view_dashboard")
+    )
+    return group
 
 
 def create_demo_user(**options) -> str:
@@ -34,6 +47,7 @@ def test_the_password_is_generated_printed_once_and_works(settings):
     user = get_user_model().objects.get(username="demo")
     assert user.check_password(password)
     assert len(password) >= 16
+    assert user.has_perm(VIEW_PERMISSION)  # through the viewers group
     assert not user.is_staff
     assert not user.is_superuser
 
@@ -51,3 +65,11 @@ def test_every_new_demo_user_gets_a_new_password(settings):
     get_user_model().objects.filter(username="demo").delete()
     second = printed_password(create_demo_user())
     assert first != second
+
+
+def test_without_the_viewers_group_it_says_to_migrate_and_creates_nobody(settings, viewers_group):
+    settings.DEBUG = True
+    viewers_group.delete()
+    with pytest.raises(CommandError, match=r"run `manage\.py migrate` first"):
+        create_demo_user()
+    assert not get_user_model().objects.filter(username="demo").exists()

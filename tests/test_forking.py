@@ -58,10 +58,15 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 LOGGED_IN = """
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
 
+from dashboard.access import VIEWERS_GROUP
+
+user = get_user_model().objects.create_user("forker")
+user.groups.add(Group.objects.get(name=VIEWERS_GROUP))
 client = Client()
-client.force_login(get_user_model().objects.create_user("forker"))
+client.force_login(user)
 print(client.cookies["sessionid"].value)
 """
 

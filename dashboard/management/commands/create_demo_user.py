@@ -6,14 +6,18 @@ password and the command refuses to run without DEBUG, so a server never gets a 
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils.crypto import get_random_string
+
+from dashboard.access import VIEWERS_GROUP
 
 DEFAULT_USERNAME = "demo"
 
 
 class Command(BaseCommand):
-    help = "Create a dashboard login with a generated password, printed once (DEBUG only)."
+    help = "Create a dashboard viewer with a generated password, printed once (DEBUG only)."
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default=DEFAULT_USERNAME)
@@ -32,9 +36,17 @@ class Command(BaseCommand):
                 f"(forgotten? python manage.py changepassword {username})."
             )
             return
-        # Not staff: the dashboard is for viewers; `createsuperuser` makes an admin.
+        viewers = Group.objects.filter(name=VIEWERS_GROUP).first()
+        if viewers is None:
+            raise CommandError(
+                f'The "{VIEWERS_GROUP}" group does not exist: run `manage.py migrate` first '
+                "(a dashboard migration creates it)."
+            )
         password = get_random_string(16)  # secrets.choice underneath
-        users.objects.create_user(username, password=password)
+        with transaction.atomic():
+            # A viewer, not staff: `createsuperuser` makes an admin.
+            user = users.objects.create_user(username, password=password)
+            user.groups.add(viewers)
         self.stdout.write(
             f"Log in as {username}, password: {password} (shown only this once; "
             f"change it with: python manage.py changepassword {username})"
