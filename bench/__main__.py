@@ -3,6 +3,7 @@
     python -m bench                 # the full bench: docs/benchmarks.md, .png and .json
     python -m bench --quick         # tiny sizes, one run, into build/bench/ (the smoke test's)
     python -m bench --only latency --repeats 1
+    python -m bench --render-only   # the report and plot again, from the last run's JSON
 
 Uses DATABASE_URL / REDIS_URL when set, else starts its own PostgreSQL and Redis.
 """
@@ -26,7 +27,16 @@ from typing import Any
 from bench import procstat, report
 from bench.baseline.schema import BASELINE_TABLES
 from bench.driver import Writer, wait_until_delivering
-from bench.scenarios import FULL, QUICK, SCENARIOS, Bench, calibrate_ingest, run_all
+from bench.scenarios import (
+    FULL,
+    QUICK,
+    SCENARIOS,
+    Bench,
+    FeedLoad,
+    Sizes,
+    calibrate_ingest,
+    run_all,
+)
 from bench.stack import OUR_TABLES, PROJECT_ROOT, Stack, pgbench_binary, raise_open_files_limit
 
 PACKAGES = ["Django", "channels", "channels-redis", "daphne", "Twisted", "websockets", "psycopg"]
@@ -39,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), help="these scenarios")
     parser.add_argument("--output", type=Path, help="the Markdown report")
     parser.add_argument("--plot", type=Path, help="the PNG (default: beside the report)")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing: write the report and plot from the JSON beside the report",
+    )
     args = parser.parse_args(argv)
     if args.output is None:
         args.output = PROJECT_ROOT / ("build/bench" if args.quick else "docs") / "benchmarks.md"
@@ -128,22 +143,9 @@ async def run(args: argparse.Namespace) -> None:
         "duration": f"{(time.monotonic() - started) / 60:.1f} min",
         "load_before": load_before,
         "load_after": procstat.load_average(),
+        "quick": args.quick,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    report.plot(results, args.plot, sizes)
-    args.output.write_text(
-        report.render(
-            results,
-            sizes=sizes,
-            meta=meta,
-            machine=info,
-            plot_name=args.plot.name
-            if args.plot.parent == args.output.parent
-            else str(args.plot.resolve()),
-            notes=report.existing_notes(args.output),
-            quick=args.quick,
-        )
-    )
     args.json.write_text(
         json.dumps(
             plain(
@@ -158,11 +160,54 @@ async def run(args: argparse.Namespace) -> None:
             indent=1,
         )
     )
+    write_report(args)
+
+
+def write_report(args: argparse.Namespace) -> None:
+    """The Markdown report and the plot, from the JSON of a run."""
+    data = json.loads(args.json.read_text())
+    sizes = Sizes(
+        **{
+            k: FeedLoad(**v) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v
+            for k, v in data["sizes"].items()
+        }
+    )
+    results = restore_nan(data["results"])
+    report.plot(results, args.plot, sizes, data.get("calibration", {}))
+    args.output.write_text(
+        report.render(
+            results,
+            sizes=sizes,
+            meta=data["meta"],
+            machine=data["machine"],
+            plot_name=args.plot.name
+            if args.plot.parent == args.output.parent
+            else str(args.plot.resolve()),
+            notes=report.existing_notes(args.output),
+            quick=data["meta"].get("quick", False),
+            calibration=data.get("calibration", {}),
+        )
+    )
     log(f"wrote {args.output}, {args.plot} and {args.json}")
 
 
+def restore_nan(value: Any) -> Any:
+    """JSON's None back to NaN for figures (errors stay strings)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: restore_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore_nan(v) for v in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(run(parse_args(argv)))
+    args = parse_args(argv)
+    if args.render_only:
+        write_report(args)
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

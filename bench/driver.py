@@ -74,11 +74,13 @@ class FleetResults:
     def seqs(self) -> list[list[int]]:
         return [s["seqs"] for s in self.sockets]
 
-    def events(self) -> list[list[tuple[int, float]]]:
-        """Per socket, (seq, latency in ms) of every event received."""
+    def events(self, *, still_open: bool = False) -> list[list[tuple[int, float]]]:
+        """Per socket (only those the server did not close, if `still_open`), (seq, latency
+        in ms) of every event received."""
         return [
             [(seq, ns / 1e6) for seq, ns in zip(s["seqs"], s["latencies_ns"], strict=True)]
             for s in self.sockets
+            if not (still_open and s["closed_early"])
         ]
 
     def latencies_ms(self) -> list[float]:

@@ -15,16 +15,67 @@ from typing import Any
 from bench import stats
 from bench.scenarios import Sizes
 
+Results = dict[str, dict[str, list[dict[str, Any]]]]
 NOTES_MARKER = "<!-- Everything below this line is kept when `make bench` rewrites the file. -->"
 
 Medians = dict[str, float]
 
 
+# Counts of things that must never happen: the worst run's, never a median that hides it.
+WORST_OF_RUNS = {
+    "lost",
+    "duplicates",
+    "closed_early",
+    "failed_to_open",
+    "burst_lost",
+    "sustained_lost",
+}
+
+
+TRIGGERS = {"ours": "our trigger", "baseline": "the baseline's `row_to_json` trigger"}
+
+
+def highest_commit_rate(results: Results, calibration: dict[str, dict[str, Any]]) -> float:
+    """ "The highest notifying-commit rate PostgreSQL reaches here": the best of every pgbench
+    run of the bench, with either trigger, with nothing listening (calibration) or beside
+    a running pipeline (ingest). On a shared machine any single run may be slowed down."""
+    rates = [t["tps"] for c in calibration.values() for t in c.get("tries", [])]
+    rates += [rate for c in calibration.values() for rate in c.get("runs", [])]
+    rates += [
+        run["sustained_commit_rate"]
+        for runs in results.get("ingest", {}).values()
+        for run in runs
+        if "error" not in run
+    ]
+    return max(rates, default=math.nan)
+
+
+def derive_all(results: Results, calibration: dict[str, dict[str, Any]]) -> Results:
+    """Figures computed from the measured ones (in one place, so old JSON files get them)."""
+    highest = highest_commit_rate(results, calibration)
+    derived = {scenario: dict(by) for scenario, by in results.items()}
+    if "ingest" in results:
+        derived["ingest"] = {
+            target: [
+                run
+                if "error" in run
+                else run | {"highest_commit_rate": highest, "ratio": run["drain_rate"] / highest}
+                for run in runs
+            ]
+            for target, runs in results["ingest"].items()
+        }
+    return derived
+
+
 def medians(runs: list[dict[str, Any]]) -> Medians:
-    """Median of every numeric figure over the runs that did not fail."""
+    """Median of every numeric figure over the runs that did not fail (the worst run's
+    count for losses, see WORST_OF_RUNS)."""
     good = [run for run in runs if "error" not in run]
     keys = {k for run in good for k, v in run.items() if isinstance(v, int | float)}
-    return {k: stats.median(run[k] for run in good if k in run) for k in sorted(keys)}
+    return {
+        k: (max if k in WORST_OF_RUNS else stats.median)(run[k] for run in good if k in run)
+        for k in sorted(keys)
+    }
 
 
 def spread(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
@@ -51,9 +102,16 @@ def times(value: float, bar: float) -> str:
 
 def losses(m: Medians) -> str:
     lost, dup = m.get("lost", 0), m.get("duplicates", 0)
-    if not lost and not dup:
-        return ""
-    return f" · **{lost:,.0f} lost, {dup:,.0f} duplicated** of {m.get('expected', 0):,.0f}"
+    text = ""
+    if lost or dup:
+        text += f" · **{lost:,.0f} lost, {dup:,.0f} duplicated** of {m.get('expected', 0):,.0f}"
+    return text + closed(m)
+
+
+def closed(m: Medians) -> str:
+    """Sockets the server closed mid-run (e.g. a consumer that crashed)."""
+    count = m.get("closed_early", 0)
+    return f" · **{count:,.0f} sockets closed by the server**" if count else ""
 
 
 def exact(m: Medians) -> bool:
@@ -120,6 +178,7 @@ def _capacity_met(m: Medians, _: dict[str, Medians]) -> tuple[bool, str]:
 
 def _cost_ratio(m: Medians, others: dict[str, Medians]) -> float:
     raw = others.get("raw", {}).get("us_per_frame", math.nan)
+    # The raw loop may use less than one clock tick (10 ms) in a tiny run: no ratio then.
     return m["us_per_frame"] / raw if raw else math.nan
 
 
@@ -137,8 +196,10 @@ def _cost_cell(m: Medians, others: dict[str, Medians]) -> str:
         for role in ("daphne", "listener")
         if f"{role}_us_per_frame" in m
     )
+    ratio = _cost_ratio(m, others)
+    times_raw = "n/a" if math.isnan(ratio) else f"{ratio:.1f}×"
     return (
-        f"{m['us_per_frame']:.0f} µs/frame ({parts}) = **{_cost_ratio(m, others):.1f}×** "
+        f"{m['us_per_frame']:.0f} µs/frame ({parts}) = **{times_raw}** "
         f"the raw loop's {raw:.1f} µs/frame{losses(m)}"
     )
 
@@ -176,7 +237,7 @@ ROWS = [
         lambda m, _: (
             f"{m['lost']:,.0f} lost, {m['duplicates']:,.0f} duplicated of "
             f"{m['expected']:,.0f} · p99 {ms(m['p99_ms'])} · all in {ms(m['drain_ms'])} "
-            "after the last write"
+            f"after the last write{closed(m)}"
         ),
         _overload_met,
     ),
@@ -189,7 +250,7 @@ ROWS = [
         "listener keeps up with the highest notifying-commit rate (ratio ≥ 1)",
         lambda m, _: (
             f"**{m['ratio']:.2f}×** ({m['drain_rate']:,.0f} events/s vs "
-            f"{m['commit_rate']:,.0f} commits/s) · under pgbench: "
+            f"{m['highest_commit_rate']:,.0f} commits/s) · under pgbench: "
             f"{m['sustained_lost']:,.0f} of {m['sustained_rows']:,.0f} lost, "
             f"{ms(m['sustained_lag_ms'])} behind at the end"
             + (f" · burst: **{m['burst_lost']:,.0f} lost**" if m["burst_lost"] else "")
@@ -204,6 +265,12 @@ ROWS = [
             f"{m['kb_per_connection']:.1f} kB per connection ({m['connections']:,.0f} open"
             + (f", **{m['failed_to_open']:,.0f} failed**" if m["failed_to_open"] else "")
             + f") · one event to all: last in {ms(m['one_event_last_ms'])}"
+            + (
+                f", **{m['connections'] - m['one_event_delivered']:,.0f} never got it**"
+                if m["one_event_delivered"] < m["connections"]
+                else ""
+            )
+            + closed(m)
         ),
         _capacity_met,
     ),
@@ -246,7 +313,9 @@ def render(
     plot_name: str,
     notes: str,
     quick: bool,
+    calibration: dict[str, dict[str, Any]],
 ) -> str:
+    results = derive_all(results, calibration)
     lines = ["# Benchmarks", ""]
     if quick:
         lines += [
@@ -257,7 +326,8 @@ def render(
     lines += [
         f"Written by `make bench` on {meta['finished']} at commit `{meta['commit']}`, "
         f"in {meta['duration']}. Each figure is the median of {sizes.repeats} runs "
-        f"({min(sizes.repeats, sizes.capacity_repeats)} for capacity); ours and "
+        f"({min(sizes.repeats, sizes.capacity_repeats)} for capacity), except counts of "
+        "lost or duplicated events and closed sockets, which are the worst run's; ours and "
         "the baseline ran one after the other within each repeat, in alternating order, "
         "against the same PostgreSQL and Redis. Load average (1, 5, 15 min) "
         f"before: {meta['load_before']}, after: {meta['load_after']}.",
@@ -279,6 +349,19 @@ def render(
             f"{met(row, by_target['ours'], others)} |"
         )
     lines += ["", f"![ours and the baseline, scenario by scenario]({plot_name})", ""]
+    lines += [
+        "Ingest compares with the highest notifying-commit rate pgbench reached in this "
+        f"run, {highest_commit_rate(results, calibration):,.0f}/s. With nothing listening "
+        "(median of the best client count): "
+        + "; ".join(
+            f"{TRIGGERS.get(name, name)} {figures['tps']:,.0f}/s with {figures['clients']} clients"
+            for name, figures in calibration.items()
+        )
+        + "; beside the running pipelines: `sustained_commit_rate` below.",
+        "",
+    ]
+    if not calibration:
+        lines = lines[:-2]
     lines += machine_section(machine) + method_section() + runs_section(results)
     lines += ["", NOTES_MARKER, notes.strip("\n"), ""]
     return "\n".join(lines)
@@ -337,7 +420,14 @@ def runs_section(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[st
         "latency": ["p50_ms", "p99_ms", "lost"],
         "fanout": ["last_p50_ms", "last_p99_ms", "lost"],
         "overload": ["p99_ms", "drain_ms", "lost", "duplicates"],
-        "ingest": ["ratio", "drain_rate", "commit_rate", "sustained_lost", "sustained_lag_ms"],
+        "ingest": [
+            "ratio",
+            "drain_rate",
+            "commit_rate",
+            "sustained_commit_rate",
+            "sustained_lost",
+            "sustained_lag_ms",
+        ],
         "capacity": ["kb_per_connection", "connections", "one_event_last_ms"],
         "cost": ["us_per_frame", "frames", "lost"],
     }
@@ -374,8 +464,11 @@ def existing_notes(path: Path) -> str:
     return ""
 
 
-def plot(results: dict[str, dict[str, list[dict[str, Any]]]], path: Path, sizes: Sizes) -> None:
+def plot(
+    results: Results, path: Path, sizes: Sizes, calibration: dict[str, dict[str, Any]]
+) -> None:
     """One panel per scenario: ours, the baseline (and the raw loop), the bar as a line."""
+    results = derive_all(results, calibration)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -414,22 +507,28 @@ def plot(results: dict[str, dict[str, list[dict[str, Any]]]], path: Path, sizes:
             color=[colours[n] for n in names],
             capsize=4,
         )
-        for index, value in enumerate(values):
-            if not math.isnan(value):
-                axis.annotate(
-                    f"{value:,.3g}",
-                    (index, value),
-                    ha="center",
-                    va="bottom",
-                    fontsize=9,
-                    xytext=(0, 3),
-                    textcoords="offset points",
-                )
+        for index, (name, value) in enumerate(zip(names, values, strict=True)):
+            if math.isnan(value):
+                continue
+            label = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+            lost = medians(runs[name]).get("lost", 0) + medians(runs[name]).get("burst_lost", 0)
+            lost += medians(runs[name]).get("sustained_lost", 0)
+            if lost:
+                label += f"\n{lost:,.0f} lost"
+            axis.annotate(
+                label,
+                (index, value),
+                ha="left",
+                va="bottom",
+                fontsize=9,
+                xytext=(4, 2),
+                textcoords="offset points",
+            )
         if scenario == "cost" and "raw" in runs:
             bar = 5 * medians(runs["raw"]).get(key, math.nan)
         if bar and not math.isnan(bar):
             axis.axhline(bar, color="black", linestyle="--", linewidth=1, label="bar")
-            axis.legend(fontsize=8, loc="upper left")
+            axis.legend(fontsize=8, loc="best")
         if log and all(v > 0 for v in values if not math.isnan(v)):
             axis.set_yscale("log")
         axis.grid(axis="y", alpha=0.3)

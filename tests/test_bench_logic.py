@@ -78,9 +78,14 @@ def test_this_process_can_be_measured():
     assert procstat.rss_kib(os.getpid()) > 1000
 
 
-def test_the_report_takes_medians_of_the_runs_that_did_not_fail():
-    runs = [{"p99_ms": 4.0, "lost": 0}, {"error": "TimeoutError"}, {"p99_ms": 8.0, "lost": 2}]
-    assert report.medians(runs) == {"p99_ms": 6.0, "lost": 1.0}
+def test_the_report_takes_medians_of_the_runs_that_did_not_fail_but_the_worst_loss():
+    runs = [
+        {"p99_ms": 4.0, "lost": 0},
+        {"error": "TimeoutError"},
+        {"p99_ms": 8.0, "lost": 2},
+        {"p99_ms": 5.0, "lost": 0},
+    ]
+    assert report.medians(runs) == {"p99_ms": 5.0, "lost": 2}
 
 
 def test_a_missed_bar_says_by_how_much():
