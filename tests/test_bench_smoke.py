@@ -1,0 +1,55 @@
+"""`make bench` in miniature: the quick bench runs against real servers and writes its report.
+
+It starts everything the full bench does (our listener and Daphne, the baseline's, the raw
+loop, fleets of WebSocket client processes, pgbench) with tiny numbers, so a change that
+breaks the bench, or a pipeline that loses events, fails here rather than in a long run.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.processes import PROJECT_ROOT
+
+SCENARIO_ROWS = {
+    "latency": "| latency, commit → frame received,",
+    "fanout": "| fan-out,",
+    "overload": "| overload,",
+    "ingest": "| ingest:",
+    "capacity": "| capacity,",
+    "cost": "| cost per delivered frame,",
+}
+
+
+def test_the_quick_bench_reports_every_scenario_for_ours_and_the_baseline(tmp_path):
+    output = tmp_path / "benchmarks.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=PROJECT_ROOT,
+        env=env,  # DATABASE_URL and REDIS_URL: the suite's servers
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    report = output.read_text()
+    for scenario, row_start in SCENARIO_ROWS.items():
+        rows = [line for line in report.splitlines() if line.startswith(row_start)]
+        assert len(rows) == 1, f"no {scenario} row in the report"
+        assert "failed:" not in rows[0], rows[0]
+        assert "not measured" not in rows[0], rows[0]
+    assert "![ours and the baseline" in report
+    assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+    results = json.loads((tmp_path / "benchmarks.json").read_text())["results"]
+    assert set(results) == set(SCENARIO_ROWS)
+    for scenario in ("latency", "fanout", "overload", "cost"):
+        (ours,) = results[scenario]["ours"]
+        assert ours["lost"] == 0, f"ours lost events in {scenario}: {ours}"
+        assert ours["duplicates"] == 0, f"ours duplicated events in {scenario}: {ours}"
+    (capacity,) = results["capacity"]["ours"]
+    assert capacity["failed_to_open"] == 0
+    assert capacity["one_event_delivered"] == capacity["connections"]
