@@ -296,14 +296,16 @@ def test_a_dashboard_page_resumes_across_a_daphne_restart(
 
 @pytest.mark.usefixtures("listener")
 def test_the_dashboard_shows_whether_a_listener_is_delivering(
-    listener, page, daphne, session_cookie
+    listener, page, daphne, session_cookie, psql
 ):
-    from tests.test_dashboard_browser import open_dashboard
+    from tests.test_dashboard_browser import insert, open_dashboard
 
     open_dashboard(page, daphne, session_cookie)
     health = page.locator("#listener-health")
     expect(health).to_have_attribute("data-state", "active")
     expect(health).to_contain_text("Listener active")
+    insert(psql, HUMAN)
+    expect(health.locator(".last-event")).to_contain_text(re.compile(r"last event \d+ s ago"))
     listener.stop()
     try:
         expect(health).to_have_attribute("data-state", "down", timeout=10_000)
