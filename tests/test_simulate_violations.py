@@ -116,7 +116,9 @@ def test_simulated_violations_reach_the_websocket_like_any_insert(open_feed, med
 
     simulate("--count", "3", "--rate", "50", "--seed", "7")
 
-    events = [receive_json(feed, timeout=2) for _ in range(3)]
+    # Delivery, not latency, is the point here (latency is benchmarked): a loaded CI machine
+    # gets time.
+    events = [receive_json(feed, timeout=10) for _ in range(3)]
     assert {event["op"] for event in events} == {"INSERT"}
     assert sorted(e["id"] for e in events) == sorted(row.pk for row in rows())
     assert all(e["data"]["violation_image"].startswith("/media/simulated/") for e in events)
