@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 
 from dashboard import fragments
 from dashboard.stream import LOG_PAGE, EventStream
+from violations import event_log
 from violations.events import encode_event
 
 logger = logging.getLogger(__name__)
@@ -136,13 +137,20 @@ class Hub:
             position, seen_status = head, version
 
     async def _follow_feed(self, socket: EventSocket, since: int | None) -> None:
+        """Send every event after `since` (None: from now).
+
+        A `since` beyond the log's head is from another log: resync. One the stream has not
+        reached yet is waited for, not refused: this process may be a moment behind the log
+        (it polls it every second), and a live client must not be told to resync for that.
+        """
         stream = self.stream
         await stream.ready.wait()
-        position = stream.head if since is None else since
+        log_head = await database_sync_to_async(event_log.head_seq)()
+        position = log_head if since is None else since
+        if position > log_head:
+            await socket.send_event_text(resync_message(log_head))
+            position = log_head
         while True:
-            if position > stream.head:
-                await socket.send_event_text(resync_message(stream.head))
-                position = stream.head
             await stream.wait_for_change(position, stream.status_version)
             upto = min(stream.head, position + LOG_PAGE)
             if upto <= position:

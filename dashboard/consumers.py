@@ -95,9 +95,10 @@ class ViolationFeedConsumer(FollowingConsumer):
         since_text = (query.get("since") or [""])[0]
         since = int(since_text) if since_text.isdigit() and len(since_text) < 19 else None
         if since is None:
-            # "From the moment of connecting": fixed before the handshake completes, so a
-            # change committed right after it is delivered even while the stream starts.
-            since = hub.stream.head if hub.stream.ready.is_set() else await head_seq()
+            # "From the moment of connecting": the log's head, read before the handshake
+            # completes, so a change committed right after it is delivered even while this
+            # process's stream is still catching up.
+            since = await head_seq()
         await self.accept()
         await self.start_following(since)
 
