@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tests.conftest import http_get
+from tests.conftest import http_get, receive_json
 from tests.processes import PROJECT_ROOT, Daphne
 from violations import snapshots
 from violations.models import ChangeEvent, violation_models
@@ -119,6 +119,19 @@ def test_every_simulated_row_is_logged_by_its_tables_trigger_like_any_insert(med
         )  # written by the trigger in the same transaction: what the listener announces
         assert logged.data["violation_image"] == row.violation_image
         assert logged.data["camera_id"] == row.camera_id
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("listener")
+def test_simulated_violations_reach_the_websocket_like_any_insert(open_feed, media_root):
+    feed = open_feed()
+
+    simulate("--count", "3", "--rate", "50", "--seed", "7")
+
+    events = [receive_json(feed, timeout=5) for _ in range(3)]
+    assert {event["op"] for event in events} == {"INSERT"}
+    assert sorted(e["id"] for e in events) == sorted(row.pk for row in rows())
+    assert all(e["data"]["violation_image"].startswith("/media/simulated/") for e in events)
 
 
 @pytest.mark.django_db(transaction=True)  # the row it inserts is flushed afterwards

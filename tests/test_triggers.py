@@ -111,6 +111,7 @@ def test_a_rolled_back_change_leaves_no_event_and_sends_no_notification(notifica
     assert notifications(1) == []
 
 
+@pytest.mark.usefixtures("listener_paused")  # else the session's listener numbers it first
 def test_events_wait_in_the_log_until_a_listener_numbers_them():
     with connection.cursor() as cursor:
         cursor.execute(
