@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import json
 import math
+import signal
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,8 @@ async def run(args: argparse.Namespace) -> None:
     sizes = QUICK if args.quick else FULL
     if args.repeats:
         sizes = dataclasses.replace(sizes, repeats=args.repeats, capacity_repeats=args.repeats)
+    # SIGTERM cancels the run, so the `finally` below still stops every server it started.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     open_files = raise_open_files_limit()
     if open_files < sizes.capacity + 1000:
         log(f"warning: RLIMIT_NOFILE hard limit {open_files} is low for {sizes.capacity} sockets")
@@ -207,7 +210,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.render_only:
         write_report(args)
     else:
-        asyncio.run(run(args))
+        try:
+            asyncio.run(run(args))
+        except asyncio.CancelledError:
+            log("stopped (SIGTERM); every server it started is stopped")
+            sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":
