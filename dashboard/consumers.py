@@ -31,7 +31,8 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
 
     follow_task: asyncio.Task | None = None
 
-    def follow(self, since: int | None) -> None:
+    def follow(self, since: int | None) -> asyncio.Task:
+        """Start the hub task that sends this socket everything after `since`."""
         raise NotImplementedError
 
     async def start_following(self, since: int | None) -> None:
