@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Min
 from django.utils import timezone
 
 from violations.events import Event, event_from_log_row
@@ -39,11 +38,6 @@ def head_seq() -> int:
         cursor.execute(HEAD_SQL)
         (head,) = cursor.fetchone()
     return int(head)
-
-
-def oldest_seq() -> int | None:
-    """The oldest `seq` still in the log: anything older has been pruned."""
-    return ChangeEvent.objects.aggregate(oldest=Min("seq"))["oldest"]
 
 
 def events_after(after: int, *, upto: int | None = None, limit: int = 1000) -> list[Event]:
