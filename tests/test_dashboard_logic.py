@@ -4,6 +4,8 @@ and catch-up (the hub against a real database and channel layer, the renderer co
 import asyncio
 import datetime
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from channels.db import database_sync_to_async
@@ -154,6 +156,22 @@ log_event = database_sync_to_async(logged_event)
 current_head = database_sync_to_async(head_seq)
 
 
+@asynccontextmanager
+async def running_hub(*, poll_interval: float) -> AsyncIterator[tuple[Hub, list[asyncio.Task]]]:
+    """A started hub, under a 10 s deadline; the follower tasks a scenario adds to the list
+    are cancelled and the hub stopped afterwards, however the scenario ends."""
+    hub = Hub(EventStream(poll_interval=poll_interval))
+    hub.stream.start()
+    followers: list[asyncio.Task] = []
+    try:
+        async with asyncio.timeout(10):
+            yield hub, followers
+    finally:
+        for task in followers:
+            task.cancel()
+        await hub.stop()
+
+
 @pytest.fixture
 def in_memory_layer(settings):
     # About the hub, not about Redis: Channels' in-process layer is enough, and it keeps
@@ -175,26 +193,19 @@ def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkey
     monkeypatch.setattr(fragments, "render_refresh", lambda position, listener: "refresh")
 
     async def scenario() -> list[RecordingSocket]:
-        hub = Hub(EventStream(poll_interval=0.2))
-        hub.stream.start()
         arrived = asyncio.Event()
         sockets = [RecordingSocket(arrived) for _ in range(5)]
-        try:
-            async with asyncio.timeout(10):
-                await hub.stream.subscribed.wait()
-                await hub.stream.status_known.wait()
-                tasks = [hub.follow_dashboard(StalledSocket(), None)]
-                tasks += [hub.follow_dashboard(socket, None) for socket in sockets]
-                await until(lambda: all(s.received == ["refresh"] for s in sockets), arrived)
-                base = await current_head()  # seq never goes back, even across tests
-                events = [await log_event(base + n) for n in (1, 2)]
-                for message in channel_layer_messages(events):
-                    await get_channel_layer().group_send(EVENTS_GROUP, message)
-                await until(lambda: all(len(s.received) == 2 for s in sockets), arrived)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await hub.stop()
+        async with running_hub(poll_interval=0.2) as (hub, followers):
+            await hub.stream.subscribed.wait()
+            await hub.stream.status_known.wait()
+            followers.append(hub.follow_dashboard(StalledSocket(), None))
+            followers.extend(hub.follow_dashboard(socket, None) for socket in sockets)
+            await until(lambda: all(s.received == ["refresh"] for s in sockets), arrived)
+            base = await current_head()  # seq never goes back, even across tests
+            events = [await log_event(base + n) for n in (1, 2)]
+            for message in channel_layer_messages(events):
+                await get_channel_layer().group_send(EVENTS_GROUP, message)
+            await until(lambda: all(len(s.received) == 2 for s in sockets), arrived)
         return sockets
 
     sockets = run_in_a_fresh_loop(scenario)
@@ -207,26 +218,21 @@ def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkey
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("in_memory_layer")
 def test_events_lost_on_the_way_are_read_from_the_log_in_order():
-    async def scenario() -> RecordingSocket:
-        hub = Hub(EventStream(poll_interval=60))  # only the jump in seq can reveal the loss
-        hub.stream.start()
+    async def scenario() -> tuple[RecordingSocket, int]:
         arrived = asyncio.Event()
         feed = RecordingSocket(arrived)
-        try:
-            async with asyncio.timeout(10):
-                await hub.stream.subscribed.wait()
-                await hub.stream.ready.wait()
-                base = hub.stream.head
-                task = hub.follow_feed(feed, base)
-                lost = [await log_event(base + 1), await log_event(base + 2)]  # not published
-                arrived_event = await log_event(base + 3)
-                for message in channel_layer_messages([arrived_event]):
-                    await get_channel_layer().group_send(EVENTS_GROUP, message)
-                await until(lambda: len(feed.received) == 3, arrived)
-                assert lost
-        finally:
-            task.cancel()
-            await hub.stop()
+        # A long poll: only the jump in seq can reveal the loss.
+        async with running_hub(poll_interval=60) as (hub, followers):
+            await hub.stream.subscribed.wait()
+            await hub.stream.ready.wait()
+            base = hub.stream.head
+            followers.append(hub.follow_feed(feed, base))
+            for n in (1, 2):
+                await log_event(base + n)  # in the log, lost on the way
+            arrived_event = await log_event(base + 3)
+            for message in channel_layer_messages([arrived_event]):
+                await get_channel_layer().group_send(EVENTS_GROUP, message)
+            await until(lambda: len(feed.received) == 3, arrived)
         return feed, base
 
     feed, base = run_in_a_fresh_loop(scenario)
@@ -236,22 +242,16 @@ def test_events_lost_on_the_way_are_read_from_the_log_in_order():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("in_memory_layer")
 def test_a_loss_at_the_end_of_a_burst_is_noticed_by_the_poll():
-    async def scenario() -> RecordingSocket:
-        hub = Hub(EventStream(poll_interval=0.2))
-        hub.stream.start()
+    async def scenario() -> tuple[RecordingSocket, int]:
         arrived = asyncio.Event()
         feed = RecordingSocket(arrived)
-        try:
-            async with asyncio.timeout(10):
-                await hub.stream.ready.wait()
-                base = hub.stream.head
-                task = hub.follow_feed(feed, base)
-                for n in (1, 2, 3):
-                    await log_event(base + n)  # in the log, never published
-                await until(lambda: len(feed.received) == 3, arrived)
-        finally:
-            task.cancel()
-            await hub.stop()
+        async with running_hub(poll_interval=0.2) as (hub, followers):
+            await hub.stream.ready.wait()
+            base = hub.stream.head
+            followers.append(hub.follow_feed(feed, base))
+            for n in (1, 2, 3):
+                await log_event(base + n)  # in the log, never published
+            await until(lambda: len(feed.received) == 3, arrived)
         return feed, base
 
     feed, base = run_in_a_fresh_loop(scenario)
@@ -261,26 +261,20 @@ def test_a_loss_at_the_end_of_a_burst_is_noticed_by_the_poll():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("in_memory_layer")
 def test_a_feed_resuming_from_before_the_pruned_log_is_told_to_resync():
-    async def scenario() -> RecordingSocket:
+    async def scenario() -> tuple[RecordingSocket, int]:
         base = await current_head()
         for n in (5, 6):  # 1..4 pruned
             await log_event(base + n)
-        hub = Hub(EventStream(poll_interval=60))
-        hub.stream.start()
         arrived = asyncio.Event()
         feed = RecordingSocket(arrived)
-        try:
-            async with asyncio.timeout(10):
-                await hub.stream.ready.wait()
-                task = hub.follow_feed(feed, base + 2)
-                await until(lambda: len(feed.received) == 1, arrived)
-                await log_event(base + 7)
-                for message in channel_layer_messages([await log_event(base + 8)]):
-                    await get_channel_layer().group_send(EVENTS_GROUP, message)
-                await until(lambda: len(feed.received) == 3, arrived)
-        finally:
-            task.cancel()
-            await hub.stop()
+        async with running_hub(poll_interval=60) as (hub, followers):
+            await hub.stream.ready.wait()
+            followers.append(hub.follow_feed(feed, base + 2))
+            await until(lambda: len(feed.received) == 1, arrived)
+            await log_event(base + 7)
+            for message in channel_layer_messages([await log_event(base + 8)]):
+                await get_channel_layer().group_send(EVENTS_GROUP, message)
+            await until(lambda: len(feed.received) == 3, arrived)
         return feed, base
 
     feed, base = run_in_a_fresh_loop(scenario)
