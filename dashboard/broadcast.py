@@ -145,13 +145,18 @@ class Hub:
         """
         stream = self.stream
         await stream.ready.wait()
-        log_head = await database_sync_to_async(event_log.head_seq)()
-        position = log_head if since is None else since
-        if position > log_head:
-            await socket.send_event_text(resync_message(log_head))
-            position = log_head
+        position = since
+        # The stream never runs ahead of the log, so only a `since` beyond the stream
+        # needs the log's head (one query per connect saved on the common path).
+        if position is None or position > stream.head:
+            log_head = await database_sync_to_async(event_log.head_seq)()
+            position = log_head if since is None else since
+            if position > log_head:
+                await socket.send_event_text(resync_message(log_head))
+                position = log_head
         while True:
-            await stream.wait_for_change(position, stream.status_version)
+            if stream.head <= position:
+                await stream.wait_for_change(position, stream.status_version)
             upto = min(stream.head, position + LOG_PAGE)
             if upto <= position:
                 continue

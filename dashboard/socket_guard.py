@@ -2,9 +2,9 @@
 
 - Access: `refuse_unless_viewer()` in `connect()` closes the socket of a visitor who is not
   logged in (4401) or lacks `dashboard.view_dashboard` (4403).
-- Logout: each socket joins a channel-layer group named after its session; logging out
-  (the `user_logged_out` signal) closes every socket of that session with 4401, on every
-  web process. Other sessions of the same user stay open: they are still logged in.
+- Logout: logging out (the `user_logged_out` signal) closes every socket of that session
+  with 4401, on every web process (dashboard.session_sockets). Other sessions of the same
+  user stay open: they are still logged in.
 - Client messages: every frame is counted against a token bucket (a flood closes the
   socket, 4429), size-checked (4413) and parsed (dashboard.client_messages; a malformed
   one closes with 4400). Unknown types are dropped; "resume" calls `handle_resume()`.
@@ -14,15 +14,12 @@ Usage: `class MyConsumer(SocketGuard, AsyncWebsocketConsumer)`, with
 `if await self.refuse_unless_viewer(): return` first in `connect()`.
 """
 
-import asyncio
 import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.sessions.backends import signed_cookies
 from django.http import HttpRequest
-from django.utils.crypto import salted_hmac
 
 from dashboard import access
 from dashboard.client_messages import (
@@ -33,26 +30,17 @@ from dashboard.client_messages import (
 )
 from dashboard.close_codes import CloseCode
 from dashboard.rate_limit import TokenBucket
+from dashboard.session_sockets import announce_logout, session_sockets
 
 logger = logging.getLogger(__name__)
-
-SESSION_ENDED = "session.ended"  # channel-layer message type -> `session_ended()`
-# A hung channel layer must not hang a logout or a connect forever.
-LAYER_TIMEOUT = 5.0
-
-
-def session_group(session_key: str) -> str:
-    """The channel-layer group of one session's sockets.
-
-    Keyed, not the session key itself: group names are visible to anyone who can list
-    Redis channels, and a session key is a login.
-    """
-    digest = salted_hmac("dashboard.socket_guard.session_group", session_key, algorithm="sha256")
-    return f"dashboard.session.{digest.hexdigest()}"
 
 
 class SocketGuard:
     """Mixin for a Channels WebSocket consumer; list it before the consumer class."""
+
+    # No channel-layer channel per socket: what reaches a socket from other processes
+    # (events, logouts) is received once per process and handed to its sockets.
+    channel_layer_alias = None
 
     # A page sends one "resume" per (re)connect; ten at once or one a second is generous.
     message_burst = 10
@@ -62,21 +50,15 @@ class SocketGuard:
         self._allowance = TokenBucket(self.message_burst, self.messages_per_second)
         self._closing = False
         session = self.scope.get("session")
-        key = session.session_key if session is not None else None
-        # Joined before connect() checks the login, so a logout from then on reaches us.
-        self._session_group = session_group(key) if key else None
-        if self._session_group:
-            async with asyncio.timeout(LAYER_TIMEOUT):
-                await self.channel_layer.group_add(self._session_group, self.channel_name)
+        self._session_key = session.session_key if session is not None else None
+        # Registered before connect() checks the login, so a logout from then on reaches us.
+        if self._session_key:
+            await session_sockets.add(self._session_key, self)
         await super().websocket_connect(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if getattr(self, "_session_group", None):
-            try:
-                async with asyncio.timeout(LAYER_TIMEOUT):
-                    await self.channel_layer.group_discard(self._session_group, self.channel_name)
-            except Exception:
-                logger.debug("could not leave the session group", exc_info=True)
+        if getattr(self, "_session_key", None):
+            session_sockets.discard(self._session_key, self)
         await super().websocket_disconnect(message)
 
     async def refuse_unless_viewer(self) -> bool:
@@ -91,7 +73,7 @@ class SocketGuard:
 
     def _refusal(self) -> CloseCode | None:
         code = access.refusal(self.scope.get("user"))
-        # The session may have logged out between the handshake and joining its group.
+        # The session may have logged out between the handshake and our registering.
         if code is None and _session_ended(self.scope.get("session")):
             return CloseCode.UNAUTHENTICATED
         return code
@@ -120,7 +102,7 @@ class SocketGuard:
         A no-op here; consumers that can replay events override it.
         """
 
-    async def session_ended(self, message: dict[str, Any]) -> None:
+    async def session_ended(self) -> None:
         """This socket's session logged out."""
         await self._close(CloseCode.UNAUTHENTICATED)
 
@@ -158,11 +140,9 @@ async def close_session_sockets(sender: Any, request: HttpRequest | None, **kwar
     """
     session = getattr(request, "session", None)
     key = session.session_key if session is not None else None
-    layer = get_channel_layer()
-    if not key or layer is None:
+    if not key:
         return
     try:
-        async with asyncio.timeout(LAYER_TIMEOUT):
-            await layer.group_send(session_group(key), {"type": SESSION_ENDED})
+        await announce_logout(key)
     except Exception:
         logger.exception("could not close the sockets of a session that logged out")

@@ -20,6 +20,7 @@ from dashboard.client_messages import MAX_MESSAGE_BYTES
 from dashboard.socket_guard import SocketGuard
 from tests.browser import without_event_loop
 from tests.conftest import grant_dashboard_view
+from tests.processes import Daphne
 from tests.web_client import WebClient, close_code, next_close_code, still_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,6 +167,19 @@ def test_logging_out_closes_that_sessions_sockets_on_both_endpoints(daphne):
         assert close_code(feed) == 4401
         # Another session of the same user is still logged in, so its socket stays.
         assert still_open(elsewhere)
+
+
+def test_logging_out_on_one_web_process_closes_the_sessions_sockets_on_another(
+    stack_env, logs, daphne
+):
+    other_process = Daphne(stack_env, logs / "daphne-logout.log").start()
+    try:
+        browser = viewer(daphne)
+        with open_ready(browser, other_process, "/ws/violations/") as feed:
+            browser.log_out()  # through the first process
+            assert close_code(feed) == 4401
+    finally:
+        other_process.stop()
 
 
 def test_a_logged_out_session_cannot_open_a_socket_again(daphne):
