@@ -72,6 +72,15 @@ TEMPLATES = [
 # --- Database ------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A pool per process: every socket handshake and page needs the database, and a new
+# PostgreSQL connection costs ~10 ms, which a thousand wall screens reconnecting after a
+# deploy would queue behind. (Django's pooling; persistent connections are not safe under
+# ASGI, where requests run in threads of their own.)
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": 1,
+    "max_size": env.int("DATABASE_POOL_SIZE", default=10),
+    "timeout": 10,
+}  # CONN_HEALTH_CHECKS makes the pool replace a dropped connection rather than hand it out.
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The listener holds one long-lived LISTEN connection. Behind a transaction-pooling
