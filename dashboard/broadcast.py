@@ -29,6 +29,12 @@ logger = logging.getLogger(__name__)
 
 # A dashboard that missed more events than this gets a full refresh instead of an update.
 RESUME_LIMIT = 1000
+# A dashboard gets at most one frame per tick of this many seconds; what arrives meanwhile
+# merges into the next (counts are absolute, the feed shows the newest rows). A burst then
+# costs a wall screen ten swaps and sounds a second, not one per row, and the server one
+# render per tick. Ticks are on one clock for every socket, so sockets in step still wake
+# together and share one render. An event after a quiet spell goes out at once.
+DASHBOARD_TICK = 0.1
 
 
 class FragmentSocket(Protocol):
@@ -89,9 +95,12 @@ class RenderCache:
 class Hub:
     """The process's event stream and the sockets following it."""
 
-    def __init__(self, stream: EventStream | None = None) -> None:
+    def __init__(
+        self, stream: EventStream | None = None, *, dashboard_tick: float = DASHBOARD_TICK
+    ) -> None:
         self.stream = stream or EventStream()
         self.renders = RenderCache()
+        self.dashboard_tick = dashboard_tick
 
     def follow_dashboard(self, socket: FragmentSocket, since: int | None) -> asyncio.Task:
         self.stream.start()
@@ -106,11 +115,15 @@ class Hub:
 
     async def _follow_dashboard(self, socket: FragmentSocket, since: int | None) -> None:
         stream = self.stream
+        loop = asyncio.get_running_loop()
         await stream.ready.wait()
         position, seen_status = since, -1
+        next_tick = 0.0  # when this socket may be sent its next frame
         while True:
             if position is not None:
                 await stream.wait_for_change(position, seen_status)
+                if loop.time() < next_tick:
+                    await asyncio.sleep(next_tick - loop.time())
             head, version, status = stream.head, stream.status_version, stream.status
             plan = catch_up_plan(position, head)
             events = None
@@ -135,6 +148,7 @@ class Hub:
                 continue
             await socket.send_fragment(html)
             position, seen_status = head, version
+            next_tick = (loop.time() // self.dashboard_tick + 1) * self.dashboard_tick
 
     async def _follow_feed(self, socket: EventSocket, since: int | None) -> None:
         """Send every event after `since` (None: from now).

@@ -157,10 +157,12 @@ current_head = database_sync_to_async(head_seq)
 
 
 @asynccontextmanager
-async def running_hub(*, poll_interval: float) -> AsyncIterator[tuple[Hub, list[asyncio.Task]]]:
+async def running_hub(
+    *, poll_interval: float, dashboard_tick: float = 0.1
+) -> AsyncIterator[tuple[Hub, list[asyncio.Task]]]:
     """A started hub, under a 10 s deadline; the follower tasks a scenario adds to the list
     are cancelled and the hub stopped afterwards, however the scenario ends."""
-    hub = Hub(EventStream(poll_interval=poll_interval))
+    hub = Hub(EventStream(poll_interval=poll_interval), dashboard_tick=dashboard_tick)
     hub.stream.start()
     followers: list[asyncio.Task] = []
     try:
@@ -281,3 +283,56 @@ def test_a_feed_resuming_from_before_the_pruned_log_is_told_to_resync():
     received = [json.loads(text) for text in feed.received]
     assert received[0] == {"type": "resync", "seq": base + 6}
     assert [e["seq"] for e in received[1:]] == [base + 7, base + 8]
+
+
+class TimedSocket(RecordingSocket):
+    def __init__(self, arrived: asyncio.Event) -> None:
+        super().__init__(arrived)
+        self.times: list[float] = []
+
+    async def send_fragment(self, html: str) -> None:
+        self.times.append(asyncio.get_running_loop().time())
+        await super().send_fragment(html)
+
+
+async def publish(event: dict) -> None:
+    for message in channel_layer_messages([event]):
+        await get_channel_layer().group_send(EVENTS_GROUP, message)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("in_memory_layer")
+def test_a_burst_reaches_a_dashboard_merged_into_one_frame_per_tick_a_lone_event_at_once(
+    monkeypatch,
+):
+    monkeypatch.setattr(fragments, "render_update", lambda events, head, status: f"to {head}")
+    monkeypatch.setattr(fragments, "render_status", lambda head, status: "status")
+
+    async def scenario() -> tuple[TimedSocket, float]:
+        loop = asyncio.get_running_loop()
+        screen = TimedSocket(asyncio.Event())
+        async with running_hub(poll_interval=60, dashboard_tick=1.0) as (hub, followers):
+            await hub.stream.ready.wait()
+            await hub.stream.status_known.wait()
+            base = hub.stream.head
+            followers.append(hub.follow_dashboard(screen, base))  # a page that is up to date
+            await until(lambda: screen.received == ["status"], screen.arrived)
+            # A quiet spell: the tick of that first frame is over.
+            await asyncio.sleep(screen.times[0] // 1.0 + 1.0 - loop.time())
+            await publish(await log_event(base + 1))
+            published = loop.time()
+            await until(lambda: screen.received[-1] == f"to {base + 1}", screen.arrived)
+            lone_delay = screen.times[-1] - published
+            del screen.received[0], screen.times[0]
+            for n in range(2, 22):  # one row at a time, as twenty cameras would
+                await publish(await log_event(base + n))
+            await until(lambda: screen.received[-1] == f"to {base + 21}", screen.arrived)
+        return screen, lone_delay
+
+    screen, lone_delay = run_in_a_fresh_loop(scenario)
+    assert lone_delay < 0.5  # not held back to a tick boundary after a quiet spell
+    # Twenty events within a tick or two of the first: at most two more frames, the last
+    # holding everything (counts are absolute), never one frame per event.
+    assert 2 <= len(screen.received) <= 3, screen.received
+    gaps = [later - earlier for earlier, later in zip(screen.times, screen.times[1:], strict=False)]
+    assert min(gaps) >= 0.5, gaps
