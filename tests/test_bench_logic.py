@@ -109,6 +109,19 @@ def test_hand_written_notes_survive_a_new_report(tmp_path):
     assert report.existing_notes(tmp_path / "missing.md") == ""
 
 
+def test_the_run_order_rotates_so_each_target_runs_once_in_each_place():
+    targets = ("ours", "ours-uvicorn", "baseline")
+    orders = [scenarios.run_order(targets, repeat) for repeat in range(3)]
+    for place in range(3):
+        assert sorted(order[place] for order in orders) == sorted(targets)
+    # Two targets alternate, as they always did.
+    assert [scenarios.run_order(("a", "b"), r) for r in range(3)] == [
+        ("a", "b"),
+        ("b", "a"),
+        ("a", "b"),
+    ]
+
+
 def latency_run(p99_ms: float) -> dict:
     return {"p50_ms": 1.0, "p99_ms": p99_ms, "lost": 0, "duplicates": 0, "expected": 60}
 
