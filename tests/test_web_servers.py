@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -152,6 +153,11 @@ def test_stopping_uvicorn_closes_its_sockets_with_1012_and_it_exits_promptly(
     # Uvicorn ends by re-raising the SIGTERM it handled, once every socket is closed.
     assert server.process.returncode == -signal.SIGTERM
     assert "Finished server process" in server.log(since_start=True)
+
+
+def test_uvicorn_runs_on_uvloop(uvicorn):
+    """Installed with the project (not on Windows), and picked by uvicorn by itself."""
+    assert "/uvloop/" in Path(f"/proc/{uvicorn.pid}/maps").read_text()
 
 
 # --- Access and Origin: the same under both -----------------------------------------------------
