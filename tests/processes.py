@@ -125,6 +125,9 @@ class Uvicorn(WebServer):
     server = "uvicorn"
 
 
+WEB_SERVERS = {"daphne": Daphne, "uvicorn": Uvicorn}
+
+
 class Listener(ServerProcess):
     READY_LINE = "listening on channel"
     STANDBY_LINE = "standby: another listener is active"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -25,7 +26,7 @@ from dashboard.client_messages import MAX_MESSAGE_BYTES
 from dashboard.close_codes import CloseCode as OurCloseCode
 from tests.browser import page_errors
 from tests.conftest import grant_dashboard_view, receive_json
-from tests.processes import PROJECT_ROOT, Uvicorn, WebServer
+from tests.processes import PROJECT_ROOT, WEB_SERVERS, Uvicorn, WebServer
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
 from tests.web_client import WebClient, close_code
 
@@ -233,11 +234,9 @@ def test_no_compression_is_negotiated(web):
         assert "permessage-deflate" in socket.request.headers["Sec-WebSocket-Extensions"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_client_cannot_choose_its_address_with_x_forwarded_for(web):
-    """Login throttling counts failures per address. Daphne without --proxy-headers and
-    uvicorn with --no-proxy-headers both take the TCP peer's; uvicorn's default would trust
-    X-Forwarded-For from 127.0.0.1, and a lockout could be dodged by changing it."""
+def log_in_elsewhere_after_a_lockout(web: WebServer) -> int:
+    """Lock a username out from X-Forwarded-For 203.0.113.1, then log in with the right
+    password as 203.0.113.2: the status of that login (429: still locked out)."""
     get_user_model().objects.create_user("officer-on-duty", password=PASSWORD)
     guesser = WebClient(web.http_url, headers={"X-Forwarded-For": "203.0.113.1"})
     for _ in range(settings.AXES_FAILURE_LIMIT):
@@ -245,4 +244,29 @@ def test_a_client_cannot_choose_its_address_with_x_forwarded_for(web):
     assert refused.status == 429
 
     elsewhere = WebClient(web.http_url, headers={"X-Forwarded-For": "203.0.113.2"})
-    assert elsewhere.log_in("officer-on-duty", PASSWORD).status == 429
+    return elsewhere.log_in("officer-on-duty", PASSWORD).status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_cannot_choose_its_address_with_x_forwarded_for(web):
+    """Login throttling counts failures per address. Daphne without --proxy-headers and
+    uvicorn with --no-proxy-headers both take the TCP peer's; uvicorn's default would trust
+    X-Forwarded-For from 127.0.0.1, and a lockout could be dodged by changing it."""
+    assert log_in_elsewhere_after_a_lockout(web) == 429
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("server", WEB_SERVERS)
+def test_behind_a_proxy_proxy_headers_give_each_client_its_own_address(server, stack_env, logs):
+    """The deployment's command (docs/forking.md), `python -m config.web_server
+    --proxy-headers`: the proxy on 127.0.0.1 says who the client is, so one client's
+    lockout is not everyone's."""
+    web = WEB_SERVERS[server](stack_env | {"WEB_SERVER": server}, logs / f"{server}-proxied.log")
+    launcher = ["-m", "config.web_server", "--host", "127.0.0.1", "--port", str(web.port)]
+    web.argv = [sys.executable, *launcher, "--proxy-headers"]
+    web.start()
+    try:
+        assert psutil.Process(web.pid).cmdline()[1:3] == ["-m", server]  # exec'd in place
+        assert log_in_elsewhere_after_a_lockout(web) == 302
+    finally:
+        web.stop()
