@@ -42,7 +42,7 @@ from bench.stack import OUR_TABLES, PROJECT_ROOT, Stack, pgbench_binary, raise_o
 
 PACKAGES = [
     *("Django", "channels", "channels-redis", "daphne", "Twisted"),
-    *("uvicorn", "h11", "websockets", "psycopg"),
+    *("uvicorn", "uvloop", "h11", "websockets", "psycopg"),
 ]
 
 

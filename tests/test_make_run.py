@@ -334,6 +334,8 @@ def test_make_run_with_web_server_uvicorn_serves_the_app_with_uvicorn(servers_en
 
         with urllib.request.urlopen(urllib.parse.urljoin(run.url, "healthz"), timeout=10) as health:
             assert (health.status, health.headers["server"]) == (200, "uvicorn")
+        with urllib.request.urlopen(urllib.parse.urljoin(run.url, "static/css/app.css")) as css:
+            assert css.status == 200  # local settings: whitenoise finds it, whatever the server
         the_printed_insert_reaches_a_logged_in_feed(run, env)
         stop_and_check_it_is_gone(run, int(env["PORT"]))
         assert "did not stop within" not in run.output()  # uvicorn stopped, not killed
