@@ -15,8 +15,8 @@ WORKDIR /app
 # Dependencies first, in a layer of their own: editing the code does not reinstall them.
 # Only the runtime dependencies (no dev or local extras), read from pyproject.toml and
 # pinned by constraints.txt. The project itself is not pip-installed: it runs from /app
-# (manage.py, daphne's current directory), and a second copy in site-packages would only
-# be a place for BASE_DIR to point at by mistake.
+# (manage.py, the web server's current directory), and a second copy in site-packages
+# would only be a place for BASE_DIR to point at by mistake.
 COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt -c constraints.txt \
@@ -35,4 +35,5 @@ RUN DJANGO_SECRET_KEY=collectstatic-only \
 USER app
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# The web server WEB_SERVER names (Daphne by default), exec'd: it keeps this pid.
+CMD ["python", "-m", "config.web_server", "--host", "0.0.0.0", "--port", "8000"]

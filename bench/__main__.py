@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): run every scenario for ours and the baseline, write the report.
+"""`python -m bench` (`make bench`): every scenario for ours (Daphne; uvicorn) and the baseline.
 
     python -m bench                 # the full bench: docs/benchmarks.md, .png and .json
     python -m bench --quick         # tiny sizes, one run, into build/bench/ (the smoke test's)
@@ -40,7 +40,10 @@ from bench.scenarios import (
 )
 from bench.stack import OUR_TABLES, PROJECT_ROOT, Stack, pgbench_binary, raise_open_files_limit
 
-PACKAGES = ["Django", "channels", "channels-redis", "daphne", "Twisted", "websockets", "psycopg"]
+PACKAGES = [
+    *("Django", "channels", "channels-redis", "daphne", "Twisted"),
+    *("uvicorn", "uvloop", "h11", "websockets", "psycopg"),
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -131,7 +134,9 @@ async def run(args: argparse.Namespace) -> None:
         stack.start_servers()
         for name, target in stack.targets.items():
             writers[name] = await Writer.connect(stack.database_url, target.tables)
-            await wait_until_delivering(target, writers[name])
+        # Side by side: each waits mostly for its own web process's first subscription.
+        targets = stack.targets.items()
+        await asyncio.gather(*(wait_until_delivering(t, writers[n]) for n, t in targets))
         log("every target delivers")
         results = await run_all(bench, args.only, log=log)
         info = machine(stack)

@@ -34,6 +34,16 @@ WORST_OF_RUNS = {
 
 TRIGGERS = {"ours": "our trigger", "baseline": "the baseline's `row_to_json` trigger"}
 
+# Every target a run may hold, in the report's order. Runs written before uvicorn was
+# measured have no "ours-uvicorn": its column and lines are left out for them.
+UVICORN = "ours-uvicorn"
+TARGET_LABELS = {
+    "ours": "ours",
+    UVICORN: "ours (uvicorn)",
+    "baseline": "baseline",
+    "raw": "raw loop",
+}
+
 
 def highest_commit_rate(results: Results, calibration: dict[str, dict[str, Any]]) -> float:
     """ "The highest notifying-commit rate PostgreSQL reaches here": the best of every pgbench
@@ -193,7 +203,7 @@ def _cost_cell(m: Medians, others: dict[str, Medians]) -> str:
     raw = others.get("raw", {}).get("us_per_frame", math.nan)
     parts = ", ".join(
         f"{role} {m[f'{role}_us_per_frame']:.0f}"
-        for role in ("daphne", "listener")
+        for role in ("daphne", "uvicorn", "listener")
         if f"{role}_us_per_frame" in m
     )
     ratio = _cost_ratio(m, others)
@@ -304,6 +314,75 @@ def met(row: Row, runs: list[dict[str, Any]], others: dict[str, Medians]) -> str
     return "yes" if ok else f"**no**: {why}"
 
 
+def measured_uvicorn(results: Results) -> bool:
+    return any(UVICORN in by_target for by_target in results.values())
+
+
+def comparison_table(results: Results, sizes: Sizes, with_uvicorn: bool) -> list[str]:
+    """Ours with Daphne (the default, whose verdict the last column gives), ours with
+    uvicorn when measured, and the baseline, side by side."""
+    columns = ["ours (Daphne, the default)"]
+    columns += ["ours (uvicorn)"] if with_uvicorn else []
+    columns += ["baseline", "met? (ours with Daphne)"]
+    lines = [
+        "| scenario | bar | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for row in ROWS:
+        if row.key not in results:
+            continue
+        by_target = results[row.key]
+        others = {t: medians(runs) for t, runs in by_target.items()}
+        cells = [cell(row, by_target["ours"], others)]
+        if with_uvicorn:
+            cells.append(uvicorn_cell(row, by_target, others))
+        baseline = cell(row, by_target["baseline"], others)
+        if row.key == "cost" and "baseline" in others and "us_per_frame" in others["baseline"]:
+            baseline = _cost_cell(others["baseline"], others)
+        cells += [baseline, met(row, by_target["ours"], others)]
+        lines.append(f"| {row.title(sizes)} | {row.bar} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def uvicorn_cell(row: Row, by_target: dict[str, list], others: dict[str, Medians]) -> str:
+    if UVICORN in by_target:
+        return cell(row, by_target[UVICORN], others)
+    if row.key == "ingest":
+        return "the same listener as ours"
+    return "not measured"
+
+
+# Per scenario, the figure its bar is mostly about, to set uvicorn beside Daphne.
+HEADLINES: dict[str, tuple[str, str, Callable[[float], str]]] = {
+    "latency": ("p99", "p99_ms", ms),
+    "fanout": ("last client p99", "last_p99_ms", ms),
+    "overload": ("p99", "p99_ms", ms),
+    "capacity": ("memory per socket", "kb_per_connection", lambda v: f"{v:.1f} kB"),
+    "cost": ("CPU per frame", "us_per_frame", lambda v: f"{v:.0f} µs"),
+}
+
+
+def uvicorn_lines(results: Results) -> list[str]:
+    """What ours reaches with uvicorn as the web process, scenario by scenario."""
+    lines = ["With uvicorn as the web process (`WEB_SERVER=uvicorn`), against the same bars:", ""]
+    for row in ROWS:
+        by_target = results.get(row.key, {})
+        if row.key not in HEADLINES or UVICORN not in by_target:
+            continue
+        others = {t: medians(runs) for t, runs in by_target.items()}
+        verdict = met(row, by_target[UVICORN], others)
+        line = f"- {row.key}: bar met? {verdict}"
+        name, key, show = HEADLINES[row.key]
+        uvicorn = others[UVICORN].get(key, math.nan)
+        daphne = others.get("ours", {}).get(key, math.nan)
+        if not (math.isnan(uvicorn) or math.isnan(daphne)):
+            line += f" · {name} {show(uvicorn)} vs {show(daphne)} with Daphne"
+            if daphne:
+                line += f" ({uvicorn / daphne:.2f}×)"
+        lines.append(line)
+    return lines
+
+
 def render(
     results: dict[str, dict[str, list[dict[str, Any]]]],
     *,
@@ -327,27 +406,16 @@ def render(
         f"Written by `make bench` on {meta['finished']} at commit `{meta['commit']}`, "
         f"in {meta['duration']}. Each figure is the median of {sizes.repeats} runs "
         f"({min(sizes.repeats, sizes.capacity_repeats)} for capacity), except counts of "
-        "lost or duplicated events and closed sockets, which are the worst run's; ours and "
-        "the baseline ran one after the other within each repeat, in alternating order, "
-        "against the same PostgreSQL and Redis. Load average (1, 5, 15 min) "
+        "lost or duplicated events and closed sockets, which are the worst run's; the "
+        "targets ran one after the other within each repeat, in rotating order, against "
+        "the same PostgreSQL and Redis. Load average (1, 5, 15 min) "
         f"before: {meta['load_before']}, after: {meta['load_after']}.",
         "",
-        "| scenario | bar | ours | baseline | met? |",
-        "|---|---|---|---|---|",
     ]
-    for row in ROWS:
-        if row.key not in results:
-            continue
-        by_target = results[row.key]
-        others = {t: medians(runs) for t, runs in by_target.items()}
-        ours = cell(row, by_target["ours"], others)
-        baseline = cell(row, by_target["baseline"], others)
-        if row.key == "cost" and "baseline" in others and "us_per_frame" in others["baseline"]:
-            baseline = _cost_cell(others["baseline"], others)
-        lines.append(
-            f"| {row.title(sizes)} | {row.bar} | {ours} | {baseline} | "
-            f"{met(row, by_target['ours'], others)} |"
-        )
+    with_uvicorn = measured_uvicorn(results)
+    lines += comparison_table(results, sizes, with_uvicorn)
+    if with_uvicorn:
+        lines += ["", *uvicorn_lines(results)]
     lines += ["", f"![ours and the baseline, scenario by scenario]({plot_name})", ""]
     lines += [
         "Ingest compares with the highest notifying-commit rate pgbench reached in this "
@@ -362,7 +430,7 @@ def render(
     ]
     if not calibration:
         lines = lines[:-2]
-    lines += machine_section(machine) + method_section() + runs_section(results)
+    lines += machine_section(machine) + method_section(with_uvicorn) + runs_section(results)
     lines += ["", NOTES_MARKER, notes.strip("\n"), ""]
     return "\n".join(lines)
 
@@ -378,13 +446,23 @@ def machine_section(machine: dict[str, str]) -> list[str]:
     ]
 
 
-def method_section() -> list[str]:
+def method_section(with_uvicorn: bool = True) -> list[str]:
+    uvicorn = [
+        "- **Ours (uvicorn)**: the same listener and application, served by uvicorn as "
+        "`WEB_SERVER=uvicorn` starts it (`config/web_server.py`), with a login of its own. "
+        "The one listener feeds both web processes: its CPU counts in the cost of each, "
+        "as its share of a frame; ingest, the listener's scenario, is not repeated. Both "
+        "web processes stay subscribed to the events throughout, so each target runs "
+        "beside an idle sibling that still receives every event (as with several web "
+        "processes in production)."
+    ]
     return [
         "## How it is measured",
         "",
         "- **Ours**: `manage.py listen_notify` and Daphne serving `config.asgi:application` "
         "(production settings over plain http), clients on `/ws/violations/` with the "
         "session cookie of a user who logged in at `/accounts/login/`.",
+        *(uvicorn if with_uvicorn else []),
         "- **Baseline**: the public recipe's design (`bench/baseline/`): a trigger "
         "NOTIFYing `row_to_json(NEW)`, a listener `group_send`ing each payload to one group, "
         "an `AsyncWebsocketConsumer` per client doing `json.dumps` and `send` per event, "
@@ -431,21 +509,22 @@ def runs_section(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[st
         "capacity": ["kb_per_connection", "connections", "one_event_last_ms"],
         "cost": ["us_per_frame", "frames", "lost"],
     }
+    targets = [t for t in TARGET_LABELS if any(t in by_target for by_target in results.values())]
     lines = [
         "## Spread over the runs",
         "",
         "Min–max of each run's figure (the tables above show medians); every run's figures "
         "are in the JSON file beside this one.",
         "",
-        "| scenario | figure | " + " | ".join(["ours", "baseline", "raw loop"]) + " |",
-        "|---|---|---|---|---|",
+        "| scenario | figure | " + " | ".join(TARGET_LABELS[t] for t in targets) + " |",
+        "|---|---|" + "---|" * len(targets),
     ]
     for scenario, figures in keys.items():
         if scenario not in results:
             continue
         for key in figures:
             cells = []
-            for target in ("ours", "baseline", "raw"):
+            for target in targets:
                 runs = results[scenario].get(target)
                 if not runs:
                     cells.append("")
@@ -467,7 +546,8 @@ def existing_notes(path: Path) -> str:
 def plot(
     results: Results, path: Path, sizes: Sizes, calibration: dict[str, dict[str, Any]]
 ) -> None:
-    """One panel per scenario: ours, the baseline (and the raw loop), the bar as a line."""
+    """One panel per scenario: ours (with Daphne, and with uvicorn when measured), the
+    baseline (and the raw loop), the bar as a line."""
     results = derive_all(results, calibration)
     import matplotlib
 
@@ -482,12 +562,13 @@ def plot(
         ("capacity", "kb_per_connection", "memory per idle socket (kB)", 30, False),
         ("cost", "us_per_frame", "server CPU per frame (µs)", None, True),
     ]
-    colours = {"ours": "#1b7837", "baseline": "#b2182b", "raw": "#7f7f7f"}
+    colours = {"ours": "#1b7837", UVICORN: "#7fbf7b", "baseline": "#b2182b", "raw": "#7f7f7f"}
+    ticks = {"ours": "ours", UVICORN: "ours\n(uvicorn)", "baseline": "baseline", "raw": "raw"}
     figure, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     for axis, (scenario, key, title, bar, log) in zip(axes.flat, panels, strict=True):
         axis.set_title(title, fontsize=10)
         runs = results.get(scenario, {})
-        names = [t for t in ("ours", "baseline", "raw") if t in runs]
+        names = [t for t in TARGET_LABELS if t in runs]
         values = [medians(runs[t]).get(key, math.nan) for t in names]
         low_high = [spread(runs[t], key) for t in names]
         errors = [
@@ -501,7 +582,7 @@ def plot(
             ],
         ]
         axis.bar(
-            names,
+            [ticks[n] for n in names],
             [0 if math.isnan(v) else v for v in values],
             yerr=errors,
             color=[colours[n] for n in names],
@@ -533,7 +614,8 @@ def plot(
             axis.set_yscale("log")
         axis.grid(axis="y", alpha=0.3)
     figure.suptitle(
-        "Ours vs the public recipe's design (median of "
+        f"Ours{' (with Daphne, with uvicorn)' if measured_uvicorn(results) else ''} vs the public "
+        "recipe's design (median of "
         f"{sizes.repeats} runs; whiskers: min–max; dashed: the bar)",
         fontsize=11,
     )

@@ -6,7 +6,8 @@ nothing on the default ports is ever probed or borrowed. The bench works in a da
 its own (`bench_<pid>`, dropped at the end) and under channel-layer prefixes of its own.
 
 Our stack is started by its public commands only (`manage.py migrate`, `createsuperuser`,
-`collectstatic`, `listen_notify`, Daphne on `config.asgi:application`), and its sockets are
+`collectstatic`, `listen_notify`, and `config.asgi:application` served twice: by Daphne,
+the default, and by uvicorn, as `WEB_SERVER=uvicorn` starts it), and its sockets are
 opened with the session cookie of a user who logged in at /accounts/login/ over HTTP.
 """
 
@@ -25,8 +26,10 @@ import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -34,10 +37,13 @@ from psycopg import sql
 
 from bench import procstat
 from bench.baseline.schema import BASELINE_TABLES, RAW_TABLES, statements
+from config.web_server import APPLICATION, server_argv
 from devstack.ports import free_port, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUR_TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
+# "ours-uvicorn": our listener and application, with uvicorn as the web process.
+TARGET_ORDER = ["ours", "ours-uvicorn", "baseline", "raw"]
 BENCH_USER = "bench"
 
 
@@ -194,17 +200,16 @@ class Stack:
         self.database_url = with_database(server_url, self.database)
 
         self.our_env = self._our_env()
-        for command in (
-            ["migrate", "--noinput", "-v0"],
-            ["collectstatic", "--noinput", "-v0"],
-            ["createsuperuser", "--noinput", "--username", BENCH_USER, "--email", "b@example.com"],
-        ):
-            subprocess.run(
-                [sys.executable, "manage.py", *command],
-                cwd=PROJECT_ROOT,
-                env=self.our_env,
-                check=True,
-            )
+        manage = {"cwd": PROJECT_ROOT, "env": self.our_env}
+        # collectstatic needs no database: it runs while migrate does.
+        with subprocess.Popen(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], **manage
+        ) as collectstatic:
+            superuser = ["--noinput", "--username", BENCH_USER, "--email", "b@example.com"]
+            for command in (["migrate", "--noinput", "-v0"], ["createsuperuser", *superuser]):
+                subprocess.run([sys.executable, "manage.py", *command], check=True, **manage)
+        if collectstatic.returncode:
+            raise subprocess.CalledProcessError(collectstatic.returncode, collectstatic.args)
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             for statement in statements():
                 conn.execute(statement)
@@ -239,19 +244,55 @@ class Stack:
 
     # --- server processes -------------------------------------------------------------------
     def start_servers(self) -> None:
-        self._start_ours()
-        self._start_baseline()
-        self._start_raw()
+        """Every target's processes. The targets start side by side: most of a start is
+        one process importing Django, and on two cores the others need not wait for it."""
+        listener = self._our_listener()
+        with ThreadPoolExecutor() as pool:
+            starts = [
+                pool.submit(self._start_ours, "ours", "daphne", listener),
+                pool.submit(self._start_ours, "ours-uvicorn", "uvicorn", listener),
+                pool.submit(self._start_baseline),
+                pool.submit(self._start_raw),
+            ]
+        for start in starts:
+            start.result()  # the first failure, if any; close() stops whatever did start
+        # In the report's order, whichever started first.
+        self.targets = {name: self.targets[name] for name in TARGET_ORDER}
 
-    def _daphne(self, name: str, app: str, env: Mapping[str, str]) -> tuple[Server, int]:
+    def _web(
+        self, name: str, app: str, env: Mapping[str, str], server: str = "daphne"
+    ) -> tuple[Server, int]:
+        """`app` served by `server` (started as config.web_server starts it) on a free port."""
         port = free_port()
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
-        server = Server(name, argv, env, self.logs / f"{name}.log")
-        server.start(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
-        self._cleanup.callback(server.stop)
-        return server, port
+        argv = [sys.executable, *server_argv(server, "127.0.0.1", port, app)]
+        web = Server(name, argv, env, self.logs / f"{name}.log")
+        web.start(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
+        self._cleanup.callback(web.stop)
+        return web, port
 
-    def _start_ours(self) -> None:
+    def _web_target(
+        self,
+        name: str,
+        tables: list[str],
+        listener: Server,
+        start_web: Callable[[], tuple[Server, int]],
+    ) -> Target:
+        """A target of `listener` and the web process `start_web()` starts (again, for a
+        fresh one, on `restart()`)."""
+        web, port = start_web()
+        target = Target(name, tables, [listener, web], web, port)
+
+        def restart() -> None:
+            target.web.stop()
+            target.web, target.port = start_web()
+            target.servers = [listener, target.web]
+
+        target.restart = restart
+        return target
+
+    def _our_listener(self) -> Server:
+        """Our listener, which feeds both of our web processes (Daphne and uvicorn): its
+        CPU counts for each, as its share of a frame."""
         listener = Server(
             "ours-listener",
             [sys.executable, "manage.py", "listen_notify"],
@@ -259,19 +300,19 @@ class Stack:
             self.logs / "ours-listener.log",
         ).start(lambda: True)
         self._cleanup.callback(listener.stop)
-        web, port = self._daphne("ours-daphne", "config.asgi:application", self.our_env)
-        cookie = login(f"http://127.0.0.1:{port}", BENCH_USER, self.password)
-        target = Target("ours", OUR_TABLES, [listener, web], web, port, {"Cookie": cookie})
+        return listener
 
-        def restart() -> None:
-            target.web.stop()
-            target.web, target.port = self._daphne(
-                "ours-daphne", "config.asgi:application", self.our_env
-            )
-            target.servers = [listener, target.web]
-
-        target.restart = restart
-        self.targets["ours"] = target
+    def _start_ours(self, name: str, server: str, listener: Server) -> None:
+        """Target `name`: `listener` and our application served by `server`, with a login
+        of its own."""
+        target = self._web_target(
+            name,
+            OUR_TABLES,
+            listener,
+            partial(self._web, f"ours-{server}", APPLICATION, self.our_env, server),
+        )
+        target.headers = {"Cookie": login(target.origin, BENCH_USER, self.password)}
+        self.targets[name] = target
 
     def _start_baseline(self) -> None:
         env = dict(os.environ) | {
@@ -288,18 +329,12 @@ class Stack:
         )
         listener.start(log_says(listener, "listening"))
         self._cleanup.callback(listener.stop)
-        web, port = self._daphne("baseline-daphne", "bench.baseline.asgi:application", env)
-        target = Target("baseline", BASELINE_TABLES, [listener, web], web, port)
-
-        def restart() -> None:
-            target.web.stop()
-            target.web, target.port = self._daphne(
-                "baseline-daphne", "bench.baseline.asgi:application", env
-            )
-            target.servers = [listener, target.web]
-
-        target.restart = restart
-        self.targets["baseline"] = target
+        self.targets["baseline"] = self._web_target(
+            "baseline",
+            BASELINE_TABLES,
+            listener,
+            partial(self._web, "baseline-daphne", "bench.baseline.asgi:application", env),
+        )
 
     def _start_raw(self) -> None:
         port = free_port()

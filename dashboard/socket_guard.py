@@ -121,7 +121,7 @@ class SocketGuard:
         if self._closing:
             return
         self._closing = True
-        # Daphne drops the reason; other ASGI servers pass it on (it never quotes the client).
+        # Daphne drops the reason; uvicorn passes it on (it never quotes the client).
         await self.close(code=int(code), reason=reason)
 
 

@@ -4,7 +4,8 @@ With DATABASE_URL / REDIS_URL set, those servers are used and nothing is started
 them. Unset, it starts an embedded PostgreSQL whose data stays in .local/postgres between
 runs, and a redis-server of its own on a free port (the listener is its own process, as in
 production, so the two need a real channel layer between them). Then it migrates, makes
-sure the demo login exists, starts the listener and Daphne, and says how to use them.
+sure the demo login exists, starts the listener and the web server (Daphne, or uvicorn
+with WEB_SERVER=uvicorn: config.web_server), and says how to use them.
 Ctrl-C or SIGTERM stops everything it started, children first, each by pid.
 
 Hand-written rather than a Procfile runner (honcho): the services start in order, each
@@ -25,6 +26,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+from config.web_server import UnknownWebServer, chosen_web_server, server_argv
 from devstack.local import (
     PROJECT_ROOT,
     LocalDataError,
@@ -140,7 +142,7 @@ class Child:
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
-    """Whether a server could listen on `port` now (SO_REUSEADDR, as Daphne's Twisted sets)."""
+    """Whether a server could listen on `port` now (SO_REUSEADDR, as both web servers set)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -176,6 +178,10 @@ class Stack:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = dict(environ)
         self.port = parse_port(self.environ.get("PORT", str(DEFAULT_PORT)))
+        try:
+            self.web_server = chosen_web_server(self.environ)
+        except UnknownWebServer as error:
+            raise StartupError(str(error)) from None
         self.cleanup = ExitStack()
         self.children: list[Child] = []
         self.lines: list[str] = []  # the summary printed once everything answers
@@ -206,11 +212,8 @@ class Stack:
             ready_texts=(LISTENER_READY, LISTENER_STANDBY),
         )
         self._wait_for(listener, listener.seen_ready.is_set)
-        daphne = self._start_child(
-            "daphne",
-            ["-m", "daphne", "-b", HOST, "-p", str(self.port), "config.asgi:application"],
-        )
-        self._wait_for(daphne, self._answers)
+        web = self._start_child(self.web_server, server_argv(self.web_server, HOST, self.port))
+        self._wait_for(web, self._answers)
 
         from_environment = bool(self.environ.get("DATABASE_URL"))
         standby = (
@@ -223,7 +226,7 @@ class Stack:
             *(line.strip() for line in login.splitlines() if line.strip()),
             f"PostgreSQL: {database}",
             f"Redis:      {redis}",
-            f"Processes:  listener pid {listener.pid}{standby}, daphne pid {daphne.pid}",
+            f"Processes:  listener pid {listener.pid}{standby}, {web.name} pid {web.pid}",
             "",
             "Insert a violation and watch it appear:",
             "  " + psql_command(env["DATABASE_URL"], from_environment=from_environment),

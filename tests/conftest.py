@@ -22,7 +22,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
     page,
     playwright_instance,
 )
-from tests.processes import PROJECT_ROOT, Daphne, Listener
+from tests.processes import PROJECT_ROOT, Daphne, Listener, Uvicorn
 
 
 def with_database(url: str, name: str) -> str:
@@ -86,6 +86,14 @@ def logs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def daphne(stack_env, logs) -> Iterator[Daphne]:
     server = Daphne(stack_env, logs / "daphne.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def uvicorn(stack_env, logs) -> Iterator[Uvicorn]:
+    """The same application under uvicorn (WEB_SERVER=uvicorn), beside the session's Daphne."""
+    server = Uvicorn(stack_env, logs / "uvicorn.log").start()
     yield server
     server.stop()
 

@@ -1,4 +1,5 @@
-"""Real server processes for tests: Daphne and the listener, each its own OS process.
+"""Real server processes for tests: the web server (Daphne, or uvicorn) and the listener,
+each its own OS process.
 
 Each is started on 127.0.0.1 with a free port where it has one, and stopped by pid.
 """
@@ -11,6 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from config.web_server import server_argv
 from devstack.ports import free_port, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -90,11 +92,15 @@ class ServerProcess:
         return self.process.returncode
 
 
-class Daphne(ServerProcess):
+class WebServer(ServerProcess):
+    """`config.asgi:application` served by `server` (config.web_server), on 127.0.0.1."""
+
+    server: str  # a name config.web_server knows: each subclass sets it
+
     def __init__(self, env: Mapping[str, str], log_path: Path, port: int | None = None) -> None:
         self.port = port or free_port()
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        super().__init__([*argv, "config.asgi:application"], env, log_path)
+        argv = server_argv(self.server, "127.0.0.1", self.port)
+        super().__init__([sys.executable, *argv], env, log_path)
 
     @property
     def http_url(self) -> str:
@@ -109,6 +115,17 @@ class Daphne(ServerProcess):
         url = f"{self.http_url}/healthz"
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
+
+
+class Daphne(WebServer):
+    server = "daphne"
+
+
+class Uvicorn(WebServer):
+    server = "uvicorn"
+
+
+WEB_SERVERS = {"daphne": Daphne, "uvicorn": Uvicorn}
 
 
 class Listener(ServerProcess):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bench import procstat, report, stats
+from bench import procstat, report, scenarios, stats
 from bench.markers import find_markers, marker
 
 
@@ -107,3 +107,59 @@ def test_hand_written_notes_survive_a_new_report(tmp_path):
     path.write_text(f"# old table\n{report.NOTES_MARKER}\n## Analysis\nkept\n")
     assert report.existing_notes(path) == "\n## Analysis\nkept\n"
     assert report.existing_notes(tmp_path / "missing.md") == ""
+
+
+def test_the_run_order_rotates_so_each_target_runs_once_in_each_place():
+    targets = ("ours", "ours-uvicorn", "baseline")
+    orders = [scenarios.run_order(targets, repeat) for repeat in range(3)]
+    for place in range(3):
+        assert sorted(order[place] for order in orders) == sorted(targets)
+    # Two targets alternate, as they always did.
+    assert [scenarios.run_order(("a", "b"), r) for r in range(3)] == [
+        ("a", "b"),
+        ("b", "a"),
+        ("a", "b"),
+    ]
+
+
+def latency_run(p99_ms: float) -> dict:
+    return {"p50_ms": 1.0, "p99_ms": p99_ms, "lost": 0, "duplicates": 0, "expected": 60}
+
+
+def render_latency(by_target: dict) -> str:
+    return report.render(
+        {"latency": by_target},
+        sizes=scenarios.QUICK,
+        meta={"finished": "now", "commit": "abc", "duration": "1 min"}
+        | {"load_before": "0", "load_after": "0"},
+        machine={},
+        plot_name="benchmarks.png",
+        notes="",
+        quick=True,
+        calibration={},
+    )
+
+
+def test_the_report_sets_uvicorn_beside_daphne_and_judges_the_default():
+    text = render_latency(
+        {
+            "ours": [latency_run(20.0)],
+            "ours-uvicorn": [latency_run(8.0)],
+            "baseline": [latency_run(5.0)],
+        }
+    )
+    header = next(line for line in text.splitlines() if line.startswith("| scenario | bar |"))
+    assert header.split(" | ")[2:5] == ["ours (Daphne, the default)", "ours (uvicorn)", "baseline"]
+    row = next(line for line in text.splitlines() if line.startswith("| latency,"))
+    cells = row.strip("|").split(" | ")
+    assert "p99 20.0 ms" in cells[2]
+    assert "p99 8.00 ms" in cells[3]
+    assert cells[5].strip() == "**no**: p99 20.0 ms = 2.0× the bar"  # Daphne's verdict
+    assert "- latency: bar met? yes · p99 8.00 ms vs 20.0 ms with Daphne (0.40×)" in text
+
+
+def test_a_run_from_before_uvicorn_renders_without_it():
+    text = render_latency({"ours": [latency_run(20.0)], "baseline": [latency_run(5.0)]})
+    assert "uvicorn" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| latency,"))
+    assert len(row.strip("|").split(" | ")) == 5

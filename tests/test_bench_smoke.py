@@ -1,8 +1,9 @@
 """`make bench` in miniature: the quick bench runs against real servers and writes its report.
 
-It starts everything the full bench does (our listener and Daphne, the baseline's, the raw
-loop, fleets of WebSocket client processes, pgbench) with tiny numbers, so a change that
-breaks the bench, or a pipeline that loses events, fails here rather than in a long run.
+It starts everything the full bench does (our listener with Daphne and with uvicorn, the
+baseline's listener and Daphne, the raw loop, fleets of WebSocket client processes,
+pgbench) with tiny numbers, so a change that breaks the bench, or a pipeline that loses
+events under either web server, fails here rather than in a long run.
 """
 
 import json
@@ -50,14 +51,20 @@ def test_the_quick_bench_reports_every_scenario_for_ours_and_the_baseline(tmp_pa
         assert "failed:" not in rows[0], rows[0]
         assert "not measured" not in rows[0], rows[0]
     assert "![ours and the baseline" in report
+    assert "| ours (Daphne, the default) | ours (uvicorn) | baseline |" in report
+    uvicorn_lines = [line for line in report.splitlines() if line.startswith("- ")]
+    for scenario in ("latency", "fanout", "overload", "capacity", "cost"):
+        assert any(line.startswith(f"- {scenario}: bar met? ") for line in uvicorn_lines)
     assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
     results = json.loads((tmp_path / "benchmarks.json").read_text())["results"]
     assert set(results) == set(SCENARIO_ROWS)
-    for scenario in ("latency", "fanout", "overload", "cost"):
-        (ours,) = results[scenario]["ours"]
-        assert ours["lost"] == 0, f"ours lost events in {scenario}: {ours}"
-        assert ours["duplicates"] == 0, f"ours duplicated events in {scenario}: {ours}"
-    (capacity,) = results["capacity"]["ours"]
-    assert capacity["failed_to_open"] == 0
-    assert capacity["one_event_delivered"] == capacity["connections"]
+    for target in ("ours", "ours-uvicorn"):
+        for scenario in ("latency", "fanout", "overload", "cost"):
+            (ours,) = results[scenario][target]
+            assert ours["lost"] == 0, f"{target} lost events in {scenario}: {ours}"
+            assert ours["duplicates"] == 0, f"{target} duplicated events in {scenario}: {ours}"
+        (capacity,) = results["capacity"][target]
+        assert capacity["failed_to_open"] == 0, target
+        assert capacity["one_event_delivered"] == capacity["connections"], target
+    assert "ours-uvicorn" not in results["ingest"]  # the listener's scenario: measured once

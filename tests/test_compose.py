@@ -4,7 +4,8 @@ The compose file is checked against the compose-spec schema, then each of our se
 runs its own command from the file, with its own environment (filled in from
 .env.example, as after `cp .env.example .env`), as a local process against this
 session's PostgreSQL and Redis: `migrate` on an empty database, then `web` and
-`listener`, and a row inserted with psql reaches a logged-in WebSocket and browser.
+`listener`, and a row inserted with psql reaches a logged-in WebSocket and browser; the
+same `web` command with WEB_SERVER=uvicorn in .env serves under uvicorn.
 """
 
 import html
@@ -20,11 +21,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from playwright.sync_api import expect
 from websockets.sync.client import connect
 
+from config import web_server
 from dashboard.healthcheck import probe_host
 from devstack.ports import free_port, port_open
 from devstack.postgres import psql_binary
@@ -201,7 +204,8 @@ def test_every_variable_passed_to_our_containers_is_read_by_settings_and_documen
     }
     for service in app_services(compose).values():
         passed |= set(service["environment"])
-    read = settings_variables() | {"DJANGO_SETTINGS_MODULE"}  # read by Django itself
+    # Read by Django itself, and by the web command (config.web_server) before Django starts.
+    read = settings_variables() | {"DJANGO_SETTINGS_MODULE", web_server.ENV_VARIABLE}
     assert passed <= read, f"not read by the settings: {passed - read}"
     assert passed <= documented_variables(), f"not in README: {passed - documented_variables()}"
 
@@ -293,7 +297,7 @@ def static_root(tmp_path_factory, dockerfile) -> Path:
 
 
 def base_env() -> dict[str, str]:
-    """A container's bare environment, with this venv's python and daphne first on PATH."""
+    """A container's bare environment, with this venv's python first on PATH."""
     return {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
@@ -303,11 +307,12 @@ def base_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def service_env(compose, dockerfile, compose_database, static_root):
-    """`service`'s environment in the container, translated to this machine."""
+    """`service`'s environment in the container (of `compose`, or of another .env's
+    compose file), translated to this machine."""
     hosts = {"db": compose_database, "redis": os.environ["REDIS_URL"]}
 
-    def env_of(service: str) -> dict[str, str]:
-        environment = compose["services"][service]["environment"]
+    def env_of(service: str, of: dict | None = None) -> dict[str, str]:
+        environment = (of or compose)["services"][service]["environment"]
         return (
             base_env()
             | image_env(dockerfile)
@@ -353,18 +358,35 @@ def healthz_answers(url: str) -> bool:
         return response.status == 200
 
 
-@pytest.fixture(scope="module")
-def web(compose, service_env, migrated, tmp_path_factory) -> Iterator[ComposeService]:
-    assert migrated.returncode == 0, migrated.stderr
+def start_web(command: list[str], env: dict[str, str], log: Path) -> ComposeService:
+    """The `web` service's command as a local process on a free port; `.url` on localhost."""
     port = free_port()
-    argv = translate_argv(command_argv(compose["services"]["web"]["command"]), 8000, port)
-    log = tmp_path_factory.mktemp("web") / "web.log"
+    argv = translate_argv(command_argv(command), 8000, port)
     server = ComposeService(
-        argv, service_env("web"), log, lambda _: healthz_answers(f"http://127.0.0.1:{port}/healthz")
+        argv, env, log, lambda _: healthz_answers(f"http://127.0.0.1:{port}/healthz")
     )
     server.port = port
     server.url = f"http://localhost:{port}"
-    server.start()
+    return server.start()
+
+
+@pytest.fixture(scope="module")
+def web(compose, service_env, migrated, tmp_path_factory) -> Iterator[ComposeService]:
+    assert migrated.returncode == 0, migrated.stderr
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    server = start_web(compose["services"]["web"]["command"], service_env("web"), log)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def web_under_uvicorn(dotenv, service_env, migrated, tmp_path_factory) -> Iterator[ComposeService]:
+    """`web` after WEB_SERVER=uvicorn is set in .env."""
+    assert migrated.returncode == 0, migrated.stderr
+    compose = load_compose(dotenv | {"WEB_SERVER": "uvicorn"})
+    env = service_env("web", of=compose)
+    log = tmp_path_factory.mktemp("web-uvicorn") / "web.log"
+    server = start_web(compose["services"]["web"]["command"], env, log)
     yield server
     server.stop()
 
@@ -485,7 +507,7 @@ class KeepRedirects(urllib.request.HTTPRedirectHandler):
         return response
 
 
-def test_a_psql_insert_reaches_a_logged_in_websocket(web, listener, officer, compose_database):
+def a_psql_insert_reaches_a_logged_in_websocket(web, officer, compose_database) -> None:
     cookie = log_in(web.url, *officer)
     with connect(
         f"ws://localhost:{web.port}/ws/violations/",
@@ -501,6 +523,30 @@ def test_a_psql_insert_reaches_a_logged_in_websocket(web, listener, officer, com
         row_id,
     )
     assert event["data"]["violation_image"] == "cam4/compose.jpg"
+
+
+def test_a_psql_insert_reaches_a_logged_in_websocket(web, listener, officer, compose_database):
+    a_psql_insert_reaches_a_logged_in_websocket(web, officer, compose_database)
+
+
+def test_the_web_command_runs_daphne_unless_dotenv_says_otherwise(web, dotenv):
+    assert dotenv["WEB_SERVER"] == "daphne"
+    # Exec'd in place: the process compose would have started is the server itself.
+    assert psutil.Process(web.pid).cmdline()[1:3] == ["-m", "daphne"]
+    # A .env copied before WEB_SERVER existed gets Daphne too.
+    older = {k: v for k, v in dotenv.items() if k != "WEB_SERVER"}
+    assert load_compose(older)["services"]["web"]["environment"]["WEB_SERVER"] == "daphne"
+
+
+def test_with_web_server_uvicorn_in_dotenv_the_web_command_serves_under_uvicorn(
+    web_under_uvicorn, listener, officer, compose_database, compose, service_env
+):
+    web = web_under_uvicorn
+    assert psutil.Process(web.pid).cmdline()[1:3] == ["-m", "uvicorn"]
+    check = translate_argv(healthcheck_argv(compose["services"]["web"]), 8000, web.port)
+    health = run_command(check, service_env("web"))
+    assert health.returncode == 0, health.stderr
+    a_psql_insert_reaches_a_logged_in_websocket(web, officer, compose_database)
 
 
 def readme_psql_command() -> tuple[str, str]:

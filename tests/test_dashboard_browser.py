@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser import page_errors, sound_log
 from tests.conftest import http_get
-from tests.processes import Daphne
+from tests.processes import Daphne, WebServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("listener")]
 
@@ -33,7 +33,7 @@ def insert(psql, table: str = HUMAN, image: str = "cam2/snapshot.jpg", rows: int
     )
 
 
-def open_dashboard(page: Page, server: Daphne, session_cookie: str) -> Page:
+def open_dashboard(page: Page, server: WebServer, session_cookie: str) -> Page:
     name, value = session_cookie.split("=", 1)
     page.context.add_cookies([{"name": name, "value": value, "url": server.http_url}])
     page.goto(server.http_url + "/")

@@ -142,7 +142,7 @@ def fresh_machine_env(tmp_path) -> Iterator[dict[str, str]]:
     # its data to its own user, and pytest's tmp root is private to the user running it.
     local = Path(tempfile.mkdtemp(prefix="devstack-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"):
+    for name in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "WEB_SERVER"):
         env.pop(name, None)
     env |= {
         "DEVSTACK_DIR": str(local),
@@ -251,11 +251,15 @@ def test_make_run_on_a_fresh_machine_works_stops_cleanly_and_keeps_its_data(
             run.kill()
 
 
-def test_make_run_uses_the_servers_in_database_url_and_redis_url_and_starts_none(
-    stack_env, scratch_database_url, tmp_path
-):
+@pytest.fixture
+def servers_env(stack_env, scratch_database_url, tmp_path) -> Iterator[dict[str, str]]:
+    """DATABASE_URL and REDIS_URL set: `make run` on servers someone else runs."""
     local = Path(tempfile.mkdtemp(prefix="devstack-"))
-    env = {k: v for k, v in stack_env.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    env = {
+        k: v
+        for k, v in stack_env.items()
+        if not k.startswith(("MAKE", "MFLAGS")) and k != "WEB_SERVER"  # Daphne unless a test asks
+    }
     env |= {
         # The suite's server, in a database of the test's own (a listener of the suite's
         # holds the test database's listener lock).
@@ -265,6 +269,36 @@ def test_make_run_uses_the_servers_in_database_url_and_redis_url_and_starts_none
         "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
         "CHANNEL_LAYER_PREFIX": f"makerun{os.getpid()}",  # apart from the suite's events
     }
+    yield env
+    subprocess.run(["rm", "-rf", str(local)], check=False)
+
+
+def the_printed_insert_reaches_a_logged_in_feed(run: MakeRun, env: Mapping[str, str]) -> None:
+    """Log in with the printed login, open the feed, run the printed psql line."""
+    cookie = log_in(
+        run.url,
+        run.value(r"Log in as (\S+), password: "),
+        run.value(r"Log in as \S+, password: (\S+)"),
+    )
+    ws_url = run.url.replace("http://", "ws://") + "ws/violations/"
+    headers = {"Cookie": cookie}
+    with connect(ws_url, origin=run.url.rstrip("/"), additional_headers=headers) as feed:
+        shell(run.insert_command, env)
+        event = receive_json(feed, timeout=5)
+    assert event["table"] == "violation_humandetections"
+
+
+def stop_and_check_it_is_gone(run: MakeRun, port: int) -> None:
+    processes = run.processes()
+    run.ctrl_c()
+    wait_until(lambda: gone(processes), timeout=30, what="make run's processes to exit")
+    assert not port_open(port)
+
+
+def test_make_run_uses_the_servers_in_database_url_and_redis_url_and_starts_none(
+    servers_env, tmp_path
+):
+    env = servers_env
     run = MakeRun(env, tmp_path / "run.log")
     try:
         output = run.wait_for_banner()
@@ -275,30 +309,55 @@ def test_make_run_uses_the_servers_in_database_url_and_redis_url_and_starts_none
         assert len(started) == 2
         # make, its shell if any, devstack.run, the listener, Daphne: no server of its own.
         assert not any("redis-server" in c or "/postgres " in c for c in commands)
-        assert not (local / "postgres").exists()
+        assert not (Path(env["DEVSTACK_DIR"]) / "postgres").exists()
 
         # The printed line names the variable; it never echoes a URL that may hold a password.
         assert run.insert_command.split()[1] == '"$DATABASE_URL"'
-        cookie = log_in(
-            run.url,
-            run.value(r"Log in as (\S+), password: "),
-            run.value(r"Log in as \S+, password: (\S+)"),
-        )
-        ws_url = run.url.replace("http://", "ws://") + "ws/violations/"
-        headers = {"Cookie": cookie}
-        with connect(ws_url, origin=run.url.rstrip("/"), additional_headers=headers) as feed:
-            shell(run.insert_command, env)
-            event = receive_json(feed, timeout=5)
-        assert event["table"] == "violation_humandetections"
-
-        processes = run.processes()
-        run.ctrl_c()
-        wait_until(lambda: gone(processes), timeout=30, what="make run's processes to exit")
-        assert not port_open(int(env["PORT"]))
+        the_printed_insert_reaches_a_logged_in_feed(run, env)
+        stop_and_check_it_is_gone(run, int(env["PORT"]))
     finally:
         if run.process.poll() is None:
             run.kill()
-        subprocess.run(["rm", "-rf", str(local)], check=False)
+
+
+def test_make_run_with_web_server_uvicorn_serves_the_app_with_uvicorn(servers_env, tmp_path):
+    env = servers_env | {"WEB_SERVER": "uvicorn"}
+    run = MakeRun(env, tmp_path / "run.log")
+    try:
+        run.wait_for_banner()
+        web_pid = int(run.value(r"^\s+Processes: .*, uvicorn pid (\d+)$"))
+        web = psutil.Process(web_pid)
+        assert web in run.processes()
+        assert "uvicorn" in web.cmdline()
+        assert "config.asgi:application" in web.cmdline()
+        assert not any("daphne" in " ".join(p.cmdline()) for p in run.processes())
+
+        with urllib.request.urlopen(urllib.parse.urljoin(run.url, "healthz"), timeout=10) as health:
+            assert (health.status, health.headers["server"]) == (200, "uvicorn")
+        with urllib.request.urlopen(urllib.parse.urljoin(run.url, "static/css/app.css")) as css:
+            assert css.status == 200  # local settings: whitenoise finds it, whatever the server
+        the_printed_insert_reaches_a_logged_in_feed(run, env)
+        stop_and_check_it_is_gone(run, int(env["PORT"]))
+        assert "did not stop within" not in run.output()  # uvicorn stopped, not killed
+        assert "Traceback" not in run.output()
+    finally:
+        if run.process.poll() is None:
+            run.kill()
+
+
+def test_an_unknown_web_server_is_named_and_nothing_is_started(stack_env, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack.run"],
+        cwd=PROJECT_ROOT,
+        env=stack_env | {"WEB_SERVER": "gunicorn", "PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "make run: WEB_SERVER='gunicorn' is not a web server this project runs" in result.stdout
+    assert "use daphne or uvicorn" in result.stdout
+    assert "migrate" not in result.stdout  # it stopped before doing anything
 
 
 def test_a_port_in_use_is_named_and_nothing_is_started(stack_env, tmp_path):

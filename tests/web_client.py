@@ -35,12 +35,14 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class WebClient:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+        """`headers` go with every HTTP request (not with sockets), e.g. X-Forwarded-For."""
         self.base_url = base_url
         self.cookies = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirects()
         )
+        self._opener.addheaders += list((headers or {}).items())
 
     def get(self, path: str) -> Response:
         return self._open(urllib.request.Request(self.base_url + path))

@@ -113,7 +113,7 @@ if REDIS_URL:
     }
 else:
     # Only reaches consumers in the same process: fine for tests of one process, not for a
-    # listener running beside Daphne.
+    # listener running beside the web server.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Auth ----------------------------------------------------------------------------------
@@ -132,8 +132,9 @@ LOGOUT_REDIRECT_URL = "login"
 # pair is refused, even with the right password, until AXES_COOLOFF_TIME has passed since
 # the last failure or an administrator runs `manage.py axes_reset_username <name>`.
 # Counting the pair (not the username alone) keeps an attacker elsewhere from locking a
-# wall screen out. The address is REMOTE_ADDR: behind a reverse proxy, run Daphne with
-# --proxy-headers, or every client shares the proxy's address (SECURITY.md).
+# wall screen out. The address is REMOTE_ADDR: behind a reverse proxy, run the web server
+# with --proxy-headers (config.web_server), or every client shares the proxy's address
+# (SECURITY.md).
 # Leave AXES_LOCKOUT_CALLABLE and AXES_USERNAME_CALLABLE unset: under ASGI django-axes 8.3
 # calls them with the wrong arguments (jazzband/django-axes#1494).
 AUTHENTICATION_BACKENDS = [

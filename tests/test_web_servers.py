@@ -1,0 +1,272 @@
+"""Daphne (the default) and uvicorn (WEB_SERVER=uvicorn) serve the one application alike.
+
+Each server is a real process started with the argv `make run`, the Docker image and the
+bench use (config.web_server), beside the real listener, with rows written by psql and
+read by a `websockets` client or a headless Chromium. Where the two differ, the test
+says how.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import CloseCode
+from websockets.sync.client import ClientConnection, connect
+
+from config.web_server import UnknownWebServer, chosen_web_server, server_argv
+from dashboard.client_messages import MAX_MESSAGE_BYTES
+from dashboard.close_codes import CloseCode as OurCloseCode
+from tests.browser import page_errors
+from tests.conftest import grant_dashboard_view, receive_json
+from tests.processes import PROJECT_ROOT, WEB_SERVERS, Uvicorn, WebServer
+from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
+from tests.web_client import WebClient, close_code
+
+SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
+PASSWORD = "a-long-test-password"
+PSQL_INSERT = (
+    "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "
+    "violation_image) VALUES (5, '2025-07-28', '15:00:00', '{image}') RETURNING id;"
+)
+
+
+@pytest.fixture(params=["daphne", "uvicorn"])
+def web(request) -> WebServer:
+    """The session's server of each kind, in turn."""
+    return request.getfixturevalue(request.param)
+
+
+def viewer(web: WebServer, username: str = "wall-screen", **headers: str) -> WebClient:
+    """A dashboard viewer logged in through the login form of `web`."""
+    user_model = get_user_model()
+    if not user_model.objects.filter(username=username).exists():
+        grant_dashboard_view(user_model.objects.create_user(username, password=PASSWORD))
+    client = WebClient(web.http_url, headers=headers)
+    assert client.log_in(username, PASSWORD).status == 302
+    return client
+
+
+def next_close(socket: ClientConnection, timeout: float = 10) -> tuple[int, str]:
+    """The close frame's code and reason, provided the server sends nothing before it."""
+    try:
+        message = socket.recv(timeout=timeout)
+    except TimeoutError:
+        pytest.fail(f"the socket was still open after {timeout} s")
+    except ConnectionClosed as closed:
+        if closed.rcvd is None:
+            pytest.fail("the connection dropped without a close frame")
+        return closed.rcvd.code, closed.rcvd.reason
+    pytest.fail(f"expected the socket to close, but it sent {message[:200]!r}")
+
+
+# --- Choosing the server ------------------------------------------------------------------------
+
+
+def test_daphne_is_the_default_and_uvicorn_the_one_alternative():
+    assert chosen_web_server({}) == "daphne"
+    assert chosen_web_server({"WEB_SERVER": ""}) == "daphne"
+    assert chosen_web_server({"WEB_SERVER": "daphne"}) == "daphne"
+    assert chosen_web_server({"WEB_SERVER": " Uvicorn "}) == "uvicorn"
+    with pytest.raises(UnknownWebServer, match=r"WEB_SERVER='gunicorn' .* use daphne or uvicorn"):
+        chosen_web_server({"WEB_SERVER": "gunicorn"})
+    with pytest.raises(UnknownWebServer):
+        server_argv("gunicorn", "127.0.0.1", 8000)
+
+
+def test_the_launcher_refuses_an_unknown_server_and_starts_nothing():
+    result = subprocess.run(
+        [sys.executable, "-m", "config.web_server", "--port", "1"],
+        cwd=PROJECT_ROOT,
+        env={"PATH": "/usr/bin:/bin", "WEB_SERVER": "hypercorn"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "WEB_SERVER='hypercorn' is not a web server this project runs" in result.stderr
+
+
+# --- The pipeline under uvicorn -----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_psql_insert_reaches_the_feed_under_uvicorn_exactly_once(
+    uvicorn, listener, session_cookie, psql
+):
+    with connect(
+        uvicorn.ws_url + "/ws/violations/",
+        origin=uvicorn.http_url,
+        additional_headers={"Cookie": session_cookie},
+        open_timeout=10,
+    ) as feed:
+        first = int(psql(PSQL_INSERT.format(image="cam5/first.jpg")))
+        event = receive_json(feed, timeout=5)
+        assert (event["table"], event["op"], event["id"]) == (HUMAN, "INSERT", first)
+        assert event["data"]["violation_image"] == "cam5/first.jpg"
+
+        # Once: the next frame is the next row, not the first one again.
+        second = int(psql(PSQL_INSERT.format(image="cam5/second.jpg")))
+        assert receive_json(feed, timeout=5)["id"] == second
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dashboard_in_chromium_under_uvicorn_counts_a_psql_insert(
+    page, uvicorn, listener, session_cookie, psql
+):
+    open_dashboard(page, uvicorn, session_cookie)
+    before = count_today(page, HUMAN)
+
+    row_id = insert(psql)
+
+    widget_count = page.locator(f"#widget-{HUMAN} [data-count-today]")
+    expect(widget_count).to_have_attribute("data-count-today", str(before + 1), timeout=2000)
+    expect(page.locator("#feed [data-row-id]").first).to_have_attribute("data-row-id", str(row_id))
+    assert page_errors(page) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stopping_uvicorn_closes_its_sockets_with_1012_and_it_exits_promptly(
+    stack_env, logs, session_cookie
+):
+    """Daphne drops its sockets when stopped (the client sees 1006); uvicorn says "service
+    restart". The page reconnects after either (static/js/dashboard.js)."""
+    server = Uvicorn(stack_env, logs / "uvicorn-stop.log").start()
+    try:
+        with connect(
+            server.ws_url + "/ws/violations/",
+            origin=server.http_url,
+            additional_headers={"Cookie": session_cookie},
+            open_timeout=10,
+        ) as feed:
+            server.signal(signal.SIGTERM)  # as make run, a container stop or systemd sends
+            assert next_close(feed) == (CloseCode.SERVICE_RESTART, "")
+            server.process.wait(timeout=10)  # not left for stop() to kill
+    finally:
+        server.stop()
+    # Uvicorn ends by re-raising the SIGTERM it handled, once every socket is closed.
+    assert server.process.returncode == -signal.SIGTERM
+    assert "Finished server process" in server.log(since_start=True)
+
+
+def test_uvicorn_runs_on_uvloop(uvicorn):
+    """Installed with the project (not on Windows), and picked by uvicorn by itself."""
+    assert "/uvloop/" in Path(f"/proc/{uvicorn.pid}/maps").read_text()
+
+
+# --- Access and Origin: the same under both -----------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", SOCKETS)
+def test_an_anonymous_socket_is_closed_with_4401(web, path):
+    with WebClient(web.http_url).open_socket(web.ws_url, path) as socket:
+        assert close_code(socket) == OurCloseCode.UNAUTHENTICATED
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", SOCKETS)
+@pytest.mark.parametrize("origin", ["https://evil.example", None], ids=["foreign", "missing"])
+def test_a_foreign_or_missing_origin_is_refused_with_403(web, path, origin):
+    client = viewer(web)
+    headers = {"Cookie": client.cookie_header} | ({"Origin": origin} if origin else {})
+
+    with pytest.raises(InvalidStatus) as refused:
+        connect(web.ws_url + path, additional_headers=headers, open_timeout=10)
+
+    assert refused.value.response.status_code == 403
+
+
+# --- Close codes and reasons --------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("<b>hostile</b>", OurCloseCode.BAD_MESSAGE),
+        (
+            json.dumps({"type": "resume", "pad": "hostile" * MAX_MESSAGE_BYTES}),
+            OurCloseCode.MESSAGE_TOO_BIG,
+        ),
+    ],
+    ids=["malformed", "oversized"],
+)
+def test_our_close_codes_arrive_and_only_uvicorn_passes_the_reason_on(web, frame, code):
+    with viewer(web).open_socket(web.ws_url, "/ws/violations/") as socket:
+        socket.send(frame)
+        received_code, reason = next_close(socket)
+
+    assert received_code == code
+    if web.server == "daphne":
+        assert reason == ""  # Daphne drops it
+    else:
+        assert reason  # what was wrong, in words (dashboard/client_messages.py) ...
+        assert "hostile" not in reason  # ... never the client's own text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_over_1_mib_ends_the_socket_before_the_application_sees_it(web):
+    """The server's own limit, 1 MiB: uvicorn is given Daphne's (its own is 16 MiB, and the
+    application would then close with 4413 instead)."""
+    with viewer(web).open_socket(web.ws_url, "/ws/violations/") as socket:
+        socket.send("x" * (1024 * 1024 + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+    # 1009, or no close frame at all: the server may hang up while the client is still
+    # sending, and the reset can reach the client before the close frame does.
+    assert closed.value.rcvd is None or closed.value.rcvd.code == CloseCode.MESSAGE_TOO_BIG
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_compression_is_negotiated(web):
+    """The client offers permessage-deflate, as browsers do; neither server accepts it, so no
+    socket gets a zlib context or compresses each broadcast frame again."""
+    with viewer(web).open_socket(web.ws_url, "/ws/violations/") as socket:
+        assert "Sec-WebSocket-Extensions" not in socket.response.headers
+        assert "permessage-deflate" in socket.request.headers["Sec-WebSocket-Extensions"]
+
+
+def log_in_elsewhere_after_a_lockout(web: WebServer) -> int:
+    """Lock a username out from X-Forwarded-For 203.0.113.1, then log in with the right
+    password as 203.0.113.2: the status of that login (429: still locked out)."""
+    get_user_model().objects.create_user("officer-on-duty", password=PASSWORD)
+    guesser = WebClient(web.http_url, headers={"X-Forwarded-For": "203.0.113.1"})
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        refused = guesser.log_in("officer-on-duty", "wrong-password")
+    assert refused.status == 429
+
+    elsewhere = WebClient(web.http_url, headers={"X-Forwarded-For": "203.0.113.2"})
+    return elsewhere.log_in("officer-on-duty", PASSWORD).status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_cannot_choose_its_address_with_x_forwarded_for(web):
+    """Login throttling counts failures per address. Daphne without --proxy-headers and
+    uvicorn with --no-proxy-headers both take the TCP peer's; uvicorn's default would trust
+    X-Forwarded-For from 127.0.0.1, and a lockout could be dodged by changing it."""
+    assert log_in_elsewhere_after_a_lockout(web) == 429
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("server", WEB_SERVERS)
+def test_behind_a_proxy_proxy_headers_give_each_client_its_own_address(server, stack_env, logs):
+    """The deployment's command (docs/forking.md), `python -m config.web_server
+    --proxy-headers`: the proxy on 127.0.0.1 says who the client is, so one client's
+    lockout is not everyone's."""
+    web = WEB_SERVERS[server](stack_env | {"WEB_SERVER": server}, logs / f"{server}-proxied.log")
+    launcher = ["-m", "config.web_server", "--host", "127.0.0.1", "--port", str(web.port)]
+    web.argv = [sys.executable, *launcher, "--proxy-headers"]
+    web.start()
+    try:
+        assert psutil.Process(web.pid).cmdline()[1:3] == ["-m", server]  # exec'd in place
+        assert log_in_elsewhere_after_a_lockout(web) == 302
+    finally:
+        web.stop()
