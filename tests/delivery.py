@@ -1,18 +1,26 @@
-"""Helpers for counting delivery: a resuming feed client and a paced row producer.
+"""Helpers for counting delivery: a resuming feed client, a paced row producer, and
+pgbench for commit rates a Python thread cannot reach.
 
 Each fault test compares what the database committed with what a client received:
 every event exactly once, in `seq` order.
 """
 
 import json
+import math
+import re
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+
+from bench.stack import pgbench_binary
 
 INSERT = (
     "INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image) "
@@ -127,6 +135,74 @@ class Producer:
         assert not self._thread.is_alive(), f"producer still running after {timeout} s"
         assert self.error is None, f"producer failed: {self.error!r}"
         return self.ids
+
+
+# One autocommit INSERT per transaction: every pgbench transaction is one single-row commit.
+PGBENCH_SCRIPT = """\\set cam random(0, 11)
+INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image)
+VALUES (:cam, current_date, localtime(0), '{image}');
+"""
+
+
+@dataclass
+class PgbenchRun:
+    """What one pgbench run committed, over how long, and everything it printed."""
+
+    transactions: int  # committed, as pgbench counted them
+    seconds: float  # pgbench's measured duration (connecting excluded)
+    output: str  # its progress lines (-P) and summary, for failure messages
+
+
+def pgbench_inserts(
+    conninfo: str,
+    table: str,
+    *,
+    image: str,
+    rate: float,
+    seconds: int,
+    clients: int,
+    workdir: Path,
+) -> PgbenchRun:
+    """Single-row commits into `table` from pgbench: `clients` connections on one schedule
+    of `rate` transactions per second (pgbench's --rate: Poisson arrivals) for `seconds`.
+    Every row's violation_image is `image`, by which the caller finds exactly these rows."""
+    script = workdir / "pgbench-inserts.sql"
+    script.write_text(PGBENCH_SCRIPT.format(table=table, image=image))
+    argv = [
+        pgbench_binary(),
+        "--no-vacuum",
+        f"--file={script}",
+        f"--rate={rate}",
+        f"--time={seconds}",
+        f"--client={clients}",
+        f"--jobs={min(clients, 2)}",
+        f"--progress={max(1, seconds // 6)}",
+        conninfo,
+    ]
+    result = subprocess.run(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=seconds + 60
+    )
+    output = result.stdout
+    assert result.returncode == 0, f"pgbench failed ({result.returncode}):\n{output}"
+    processed = re.search(r"^number of transactions actually processed: (\d+)", output, re.M)
+    failed = re.search(r"^number of failed transactions: (\d+)", output, re.M)
+    # "without initial connection time" since PostgreSQL 14, "excluding connections
+    # establishing" before: transactions over the time spent running them.
+    tps = re.search(r"^tps = ([\d.]+) \((?:without|excluding)", output, re.M)
+    assert processed, f"no transaction count in pgbench's output:\n{output}"
+    assert tps, f"no tps in pgbench's output:\n{output}"
+    assert failed is None or failed[1] == "0", f"pgbench transactions failed:\n{output}"
+    transactions = int(processed[1])
+    return PgbenchRun(transactions, transactions / float(tps[1]), output)
+
+
+def poisson_floor(rate: float, seconds: float, sigmas: float = 4) -> float:
+    """The lowest commit rate consistent with a --rate schedule kept in full. The number of
+    transactions pgbench schedules in `seconds` is Poisson with mean rate × seconds, so
+    it falls more than `sigmas` standard deviations (√mean) short by chance alone with
+    probability 3e-5 when `sigmas` is 4. A server that cannot keep up falls short for good."""
+    mean = rate * seconds
+    return (mean - sigmas * math.sqrt(mean)) / seconds
 
 
 def assert_exactly_once_in_order(
