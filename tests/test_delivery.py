@@ -236,10 +236,9 @@ def test_one_statement_inserting_10000_rows_reaches_feed_and_dashboard_exactly(
 # The load: single-row commits per second, from pgbench (two Python threads reach
 # about 1,000 here).
 COMMIT_RATE = 2000
-# pgbench connections sharing the schedule, on two threads. One connection alone commits
-# at most about 1,300-1,800 times a second here, waiting for each commit's WAL flush; more
-# than a few only queue, since PostgreSQL serializes notifying commits (a cluster-wide
-# lock held through the flush).
+# pgbench connections sharing the schedule, on two threads, so one slow commit does not
+# hold up the schedule; more than a few only queue, since PostgreSQL serializes notifying
+# commits (a cluster-wide lock held through each commit; see pgbench_inserts).
 PGBENCH_CLIENTS = 4
 
 
