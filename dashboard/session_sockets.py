@@ -56,8 +56,13 @@ class SessionSockets:
         """
         self._sockets[session_tag(session_key)].add(socket)
         self._start()
-        async with asyncio.timeout(LAYER_TIMEOUT):
-            await self._subscribed.wait()
+        try:
+            async with asyncio.timeout(LAYER_TIMEOUT):
+                await self._subscribed.wait()
+        except BaseException:
+            # The socket fails to open, and nothing will call discard() for it.
+            self.discard(session_key, socket)
+            raise
 
     def discard(self, session_key: str, socket: SessionSocket) -> None:
         tag = session_tag(session_key)
