@@ -38,7 +38,8 @@ from bench.scenarios import (
     calibrate_ingest,
     run_all,
 )
-from bench.stack import OUR_TABLES, PROJECT_ROOT, Stack, pgbench_binary, raise_open_files_limit
+from bench.stack import OUR_TABLES, PROJECT_ROOT, Stack, raise_open_files_limit
+from devstack.postgres import pgbench_binary
 
 PACKAGES = [
     *("Django", "channels", "channels-redis", "daphne", "Twisted"),

