@@ -4,7 +4,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,18 +64,28 @@ def stack_env(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
         )
 
 
+@contextmanager
+def empty_database(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty database `name` on the server of `server_url` (replacing any left by an
+    interrupted run), its URL, and the database dropped afterwards."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def scratch_database_url(stack_env) -> Iterator[str]:
     """An empty database of the test's own on the suite's server, dropped afterwards: for
     processes that must not share the test database (its listener lock, its event log)."""
-    name = f"{connection.settings_dict['NAME']}_scratch"
-    admin = stack_env["DATABASE_URL"]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield with_database(admin, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with empty_database(
+        stack_env["DATABASE_URL"], f"{connection.settings_dict['NAME']}_scratch"
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

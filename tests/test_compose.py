@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import psycopg
 import pytest
 from playwright.sync_api import expect
 from websockets.sync.client import connect
@@ -47,7 +46,7 @@ from tests.compose import (
     translate_env,
     variables_used,
 )
-from tests.conftest import receive_json, with_database
+from tests.conftest import empty_database, receive_json
 from tests.processes import PROJECT_ROOT, ServerProcess
 
 OUR_SERVICES = {"migrate", "web", "listener"}
@@ -268,14 +267,8 @@ def test_the_web_healthcheck_asks_with_a_host_django_allows(allowed_hosts, host)
 @pytest.fixture(scope="module")
 def compose_database() -> Iterator[str]:
     """An empty database of this module's own: `migrate` must build it from nothing."""
-    server_url = os.environ["DATABASE_URL"]
-    name = f"compose_{os.getpid()}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    yield with_database(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with empty_database(os.environ["DATABASE_URL"], f"compose_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,16 @@ import shutil
 import subprocess
 import sys
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import psycopg
 import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
 from devstack.postgres import psql_binary
-from tests.conftest import with_database
+from tests.conftest import empty_database
 from tests.processes import PROJECT_ROOT
 from violations.identifiers import is_plain_identifier
 from violations.notify import CHANNEL_NAME_PATTERN
@@ -372,16 +372,10 @@ def test_the_custom_projects_own_pipeline_and_compose_tests_pass(custom_project)
     assert "error" not in summary
 
 
-@pytest.fixture
-def empty_database() -> str:
-    server_url = os.environ["DATABASE_URL"]
-    name = f"generated_{os.getpid()}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    yield with_database(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+@pytest.fixture(name="empty_database")
+def generated_projects_database() -> Iterator[str]:
+    with empty_database(os.environ["DATABASE_URL"], f"generated_{os.getpid()}") as url:
+        yield url
 
 
 def test_the_custom_projects_migrations_notify_the_chosen_channel(custom_project, empty_database):
