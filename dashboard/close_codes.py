@@ -3,8 +3,10 @@
 All in 4000-4999, the range RFC 6455 leaves to applications, and the only one (besides
 1000) that Daphne lets a server send: Autobahn refuses 1008 or 1009 from application code.
 Each echoes the HTTP status of the same meaning, so it reads at a glance in a browser
-console. static/js/dashboard.js sends the user to the login page on 4401 and 4403 and
-reconnects after anything else.
+console. 4500 is the server's own failure: a frame it refused to send (over
+dashboard.consumers.MAX_FRAME_BYTES) or a socket's sending task that failed; the socket is
+closed rather than left open and silent. static/js/dashboard.js sends the user to the
+login page on 4401 and 4403 and reconnects after anything else.
 """
 
 from enum import IntEnum
@@ -16,3 +18,4 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403  # logged in without the dashboard.view_dashboard permission
     MESSAGE_TOO_BIG = 4413  # over dashboard.client_messages.MAX_MESSAGE_BYTES
     TOO_MANY_MESSAGES = 4429  # the client sent more than its allowance
+    SERVER_ERROR = 4500  # the server could not send what this socket needs (logged); reconnect

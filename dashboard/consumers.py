@@ -9,21 +9,35 @@ Access, logout, and everything a client sends are handled by the SocketGuard mix
 """
 
 import asyncio
+import logging
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard.broadcast import hub
+from dashboard.close_codes import CloseCode
 from dashboard.socket_guard import SocketGuard
 from violations import event_log
+
+logger = logging.getLogger(__name__)
 
 # How long a dashboard socket waits for the page to say where it is before it is sent a
 # full refresh; the page says it as soon as the socket opens.
 RESUME_WAIT = 1.0
 
 
+# The largest frame a socket is sent. Daphne drops a message over its 1 MiB limit without a
+# word (Autobahn raises inside Daphne, the application never hears), so a frame near it
+# would leave the client silently behind: events are bounded far below this
+# (violations.events.MAX_DATA_CHARS), and anything larger closes the socket instead.
+MAX_FRAME_BYTES = 256 * 1024
+
 head_seq = database_sync_to_async(event_log.head_seq)
+
+
+class FrameTooLarge(RuntimeError):
+    """A frame over MAX_FRAME_BYTES: sending it would fail silently in the server."""
 
 
 class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
@@ -36,9 +50,33 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def start_following(self, since: int | None) -> None:
+        self._follow_from(since)
+
+    def _follow_from(self, since: int | None) -> None:
         if self.follow_task is not None:
             self.follow_task.cancel()
         self.follow_task = self.follow(since)
+        self.follow_task.add_done_callback(self._close_if_failed)
+
+    def _close_if_failed(self, task: asyncio.Task) -> None:
+        """A sending task that died leaves a socket open and silent: close it instead, so
+        the client reconnects and resumes."""
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error(
+            "closing a %s socket with %d: its sending task failed",
+            type(self).__name__,
+            CloseCode.SERVER_ERROR,
+            exc_info=task.exception(),
+        )
+        self._closing_task = asyncio.ensure_future(self.close(code=CloseCode.SERVER_ERROR))
+
+    async def send_frame(self, text: str) -> None:
+        """Send one text frame, refusing (FrameTooLarge) one the server would drop."""
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_FRAME_BYTES:
+            raise FrameTooLarge(f"a frame of {size} bytes is over {MAX_FRAME_BYTES}")
+        await self.send(text_data=text)
 
     async def handle_resume(self, since: int | None) -> None:
         """A valid resume message (SocketGuard has parsed and checked it)."""
@@ -65,7 +103,7 @@ class DashboardConsumer(FollowingConsumer):
 
     def _refresh_unless_resumed(self) -> None:
         if self.follow_task is None:
-            self.follow_task = self.follow(None)
+            self._follow_from(None)
 
     async def disconnect(self, code: int) -> None:
         timer = getattr(self, "_refresh_timer", None)
@@ -77,7 +115,7 @@ class DashboardConsumer(FollowingConsumer):
         return hub.follow_dashboard(self, since)
 
     async def send_fragment(self, html: str) -> None:
-        await self.send(text_data=html)
+        await self.send_frame(html)
 
 
 class ViolationFeedConsumer(FollowingConsumer):
@@ -107,4 +145,4 @@ class ViolationFeedConsumer(FollowingConsumer):
         return hub.follow_feed(self, since)
 
     async def send_event_text(self, text: str) -> None:
-        await self.send(text_data=text)
+        await self.send_frame(text)

@@ -11,15 +11,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
-from django.db.models.functions import TruncMinute
+from django.db.models.functions import Left, TruncMinute
 from django.utils import timezone
 
 from dashboard import chart
+from violations.events import CUT_MARKER
 from violations.models import Violation, violation_models
 
 LATEST_PER_WIDGET = 5
 FEED_LENGTH = 12
 TOP_CAMERAS = 5
+# How much of `violation_image` the page shows (and reads: a row may hold megabytes).
+IMAGE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,19 @@ def thumbnail_url(path: str) -> str | None:
     return path if path.startswith(media) and ".." not in path else None
 
 
+def shown_image(image_head: str) -> tuple[str, bool]:
+    """The image path as the page shows it, and whether it was cut.
+
+    `image_head` is the column's first IMAGE_CHARS + 1 characters: one more than shown
+    tells a value that was exactly that long from one that was longer.
+    """
+    if len(image_head) > IMAGE_CHARS:
+        return image_head[:IMAGE_CHARS] + CUT_MARKER, True
+    return image_head, False
+
+
 def _row(model: type[Violation], instance: Violation) -> dict[str, Any]:
+    image, cut = shown_image(instance.image_head)
     return {
         "table": model._meta.db_table,
         "look": look(model._meta.db_table),
@@ -62,14 +77,19 @@ def _row(model: type[Violation], instance: Violation) -> dict[str, Any]:
         "camera_id": instance.camera_id,
         "date": instance.violation_date,
         "time": instance.violation_time,
-        "image": instance.violation_image,
-        "thumbnail": thumbnail_url(instance.violation_image),
+        "image": image,
+        # A cut path is no URL to load; the placeholder shows the cut text instead.
+        "thumbnail": None if cut else thumbnail_url(image),
         "created_at": instance.created_at,
     }
 
 
 def _newest(model: type[Violation]):
-    return model.objects.order_by("-created_at", "-id")
+    return (
+        model.objects.defer("violation_image")
+        .annotate(image_head=Left("violation_image", IMAGE_CHARS + 1))
+        .order_by("-created_at", "-id")
+    )
 
 
 def widget(table: str, today: datetime.date | None = None) -> dict[str, Any]:
@@ -77,13 +97,18 @@ def widget(table: str, today: datetime.date | None = None) -> dict[str, Any]:
     today = today or timezone.localdate()
     todays = model.objects.filter(violation_date=today)
     cameras = todays.values("camera_id").annotate(count=Count("id")).order_by("-count", "camera_id")
+    shown_cameras = list(cameras[:TOP_CAMERAS])
+    more_cameras = 0
+    if len(shown_cameras) == TOP_CAMERAS:
+        more_cameras = todays.values("camera_id").distinct().count() - TOP_CAMERAS
     return {
         "table": table,
         "look": look(table),
         "count_today": todays.count(),
         "count_total": model.objects.count(),
         "latest": [_row(model, row) for row in _newest(model)[:LATEST_PER_WIDGET]],
-        "cameras": list(cameras[:TOP_CAMERAS]),
+        "cameras": shown_cameras,
+        "more_cameras": more_cameras,
     }
 
 

@@ -4,11 +4,17 @@ import datetime
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from violations.event_log import listener_lock_key, parse_duration
 from violations.events import (
+    CUT_MARKER,
     EVENTS_MESSAGE_TYPE,
+    MAX_DATA_CHARS,
     MAX_MESSAGE_BYTES,
+    MAX_VALUE_CHARS,
+    SHORT_VALUE_CHARS,
     InvalidNotification,
     build_event,
     channel_layer_messages,
@@ -87,17 +93,17 @@ def test_a_delete_carries_no_data():
 
 
 def big_event(seq: int, size: int) -> dict:
-    return build_event(
-        seq=seq, table="t", op="INSERT", row_id=seq, data={"blob": "x" * size}, created_at=AT
-    )
+    """An event of about `size` characters of row data, in columns short enough to stay whole."""
+    columns = {f"c{i}": "x" * min(size, 1000) for i in range(max(1, size // 1000))}
+    return build_event(seq=seq, table="t", op="INSERT", row_id=seq, data=columns, created_at=AT)
 
 
 def test_channel_layer_messages_keep_order_and_bound_their_size():
-    events = [big_event(seq, 100_000) for seq in range(1, 8)]
+    events = [big_event(seq, 30_000) for seq in range(1, 30)]
     messages = list(channel_layer_messages(events))
     assert len(messages) > 1
     assert all(m["type"] == EVENTS_MESSAGE_TYPE for m in messages)
-    assert [e["seq"] for m in messages for e in m["events"]] == list(range(1, 8))
+    assert [e["seq"] for m in messages for e in m["events"]] == list(range(1, 30))
     for message in messages:
         size = sum(len(encode_event(e)) for e in message["events"])
         assert size <= MAX_MESSAGE_BYTES or len(message["events"]) == 1
@@ -107,6 +113,66 @@ def test_small_events_share_one_message():
     events = [big_event(seq, 10) for seq in range(1, 101)]
     assert len(list(channel_layer_messages(events))) == 1
     assert list(channel_layer_messages([])) == []
+
+
+def row_event(data: dict) -> dict:
+    return build_event(
+        seq=1, table="violation_humandetections", op="INSERT", row_id=1, data=data, created_at=AT
+    )
+
+
+def test_a_long_text_value_is_cut_with_a_marker_and_its_length_said():
+    image = "/media/" + "x" * 1_100_000
+    event = row_event({"id": 1, "camera_id": 2, "violation_image": image})
+    assert event["data"]["violation_image"] == image[:MAX_VALUE_CHARS] + CUT_MARKER
+    assert event["cut"] == {"violation_image": len(image)}
+    assert event["data"]["camera_id"] == 2
+    assert len(encode_event(event)) < 3 * MAX_VALUE_CHARS
+
+
+def test_an_event_with_nothing_cut_says_nothing_about_cutting():
+    event = row_event({"id": 1, "violation_image": "x" * MAX_VALUE_CHARS})
+    assert event["data"]["violation_image"] == "x" * MAX_VALUE_CHARS
+    assert "cut" not in event
+
+
+def test_a_large_json_value_becomes_its_cut_json_text():
+    event = row_event({"id": 1, "boxes": [[i, i, 10, 10] for i in range(5000)]})
+    assert event["data"]["boxes"].startswith("[[0,0,10,10],[1,1,10,10]")
+    assert event["data"]["boxes"].endswith(CUT_MARKER)
+    assert event["cut"]["boxes"] > MAX_VALUE_CHARS
+
+
+def test_a_row_of_many_long_columns_is_cut_further_largest_first():
+    data = {f"note_{i:03}": "n" * (MAX_VALUE_CHARS - i) for i in range(100)}
+    event = row_event(data)
+    assert len(encode_event(event)) < MAX_DATA_CHARS + 1000
+    assert event["data"]["note_000"] == "n" * SHORT_VALUE_CHARS + CUT_MARKER
+    assert event["data"]["note_099"] == data["note_099"]  # the shortest stayed whole
+
+
+values = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=5000),
+    st.lists(st.integers(), max_size=800),
+)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=63), values, max_size=60))
+def test_any_row_makes_a_bounded_event_that_cuts_only_what_it_says(data):
+    event = row_event(data)
+    assert len(encode_event(event)) <= MAX_DATA_CHARS + 60 * 140 + 200
+    cut = event.get("cut", {})
+    for column, value in data.items():
+        sent = event["data"][column]
+        if column in cut:
+            original = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            assert cut[column] == len(original)
+            assert sent.endswith(CUT_MARKER)
+            assert original.startswith(sent[: -len(CUT_MARKER)])
+        else:
+            assert sent == value
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from devstack.ports import wait_until
 from tests.conftest import receive_json
 from tests.processes import Listener
+from violations.events import CUT_MARKER, MAX_VALUE_CHARS
 from violations.models import HumanDetection, LotoDetection, PpeDetection
 from violations.notify import NOTIFY_CHANNEL
 
@@ -121,7 +122,9 @@ def test_a_20_kb_row_inserts_and_is_announced(open_feed, psql):
 
     event = receive_json(feed)
     assert event["id"] == row_id
-    assert event["data"]["violation_image"] == long_path
+    # Announced, with the long value cut on the wire (tests/test_large_rows.py).
+    assert event["data"]["violation_image"] == long_path[:MAX_VALUE_CHARS] + CUT_MARKER
+    assert event["cut"] == {"violation_image": len(long_path)}
 
 
 @pytest.mark.parametrize(

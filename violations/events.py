@@ -9,6 +9,11 @@ Plain functions, no IO. The event shape is defined here and nowhere else:
 `seq` is the event's place in the delivered stream (1, 2, 3... without gaps): a client
 that remembers the last `seq` it applied can ask for everything after it.
 
+`data` is bounded, whatever a writer put in the row: a text value longer than
+MAX_VALUE_CHARS is cut there and ends in CUT_MARKER, and the event then carries
+`"cut": {"column": original length, ...}`. The log keeps the row whole; only what goes
+on the wire is cut, so no frame comes near the servers' 1 MiB message limit.
+
 A NOTIFY payload is an untrusted wake-up call: anyone who can connect to the database can
 send one. Events are only ever built from the event log, which only the trigger writes.
 """
@@ -27,6 +32,14 @@ OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE"})
 MAX_BIGINT = 2**63 - 1
 # A real notification is under 200 bytes; anything much longer is not worth parsing.
 MAX_NOTIFICATION_BYTES = 1024
+# The longest text value an event carries; longer ones are cut here and end in CUT_MARKER.
+# A path or URL fits (browsers cap URLs near 2,000 characters); a pasted image does not.
+MAX_VALUE_CHARS = 2000
+CUT_MARKER = "…"
+# Past this many characters of row JSON (a fork's table with many long columns), every
+# value is cut further, largest first, to SHORT_VALUE_CHARS: the bound holds per event.
+MAX_DATA_CHARS = 32 * 1024
+SHORT_VALUE_CHARS = 64
 # One channel-layer message carries at most about this much event JSON: a burst of large
 # rows becomes several messages instead of one that Redis and msgpack struggle with.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -61,6 +74,45 @@ def parse_notification(payload: str) -> int:
     return event_id
 
 
+def bound_row(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """`data` with every long value cut, and the original length of each value cut.
+
+    Text is cut to MAX_VALUE_CHARS; any other value whose JSON is longer (a large jsonb
+    or array column) becomes its JSON text, cut the same way. If the row is still over
+    MAX_DATA_CHARS, the largest values are cut to SHORT_VALUE_CHARS until it fits.
+    """
+    row: dict[str, Any] = dict(data)
+    cut: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for column, value in row.items():
+        text = value if isinstance(value, str) else _json(value)
+        sizes[column] = len(text)
+        if len(text) > MAX_VALUE_CHARS:
+            row[column] = _cut(text, MAX_VALUE_CHARS)
+            cut[column] = len(text)
+    total = len(_json(row))
+    for column in sorted(row, key=lambda name: sizes[name], reverse=True):
+        if total <= MAX_DATA_CHARS:
+            break
+        value = row[column]
+        text = value if isinstance(value, str) else _json(value)
+        if len(text) <= SHORT_VALUE_CHARS + len(CUT_MARKER):
+            break
+        shorter = _cut(text, SHORT_VALUE_CHARS)
+        total -= len(_json(value)) - len(_json(shorter))
+        row[column] = shorter
+        cut[column] = sizes[column]
+    return row, cut
+
+
+def _cut(text: str, length: int) -> str:
+    return text[:length] + CUT_MARKER
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def build_event(
     *,
     seq: int,
@@ -70,15 +122,20 @@ def build_event(
     data: Mapping[str, Any] | None,
     created_at: datetime.datetime,
 ) -> Event:
-    """The event clients receive for one entry of the log."""
-    return {
+    """The event clients receive for one entry of the log, its `data` bounded."""
+    event: Event = {
         "seq": seq,
         "table": table,
         "op": op,
         "id": row_id,
-        "data": None if data is None else dict(data),
+        "data": None,
         "at": created_at.isoformat(),
     }
+    if data is not None:
+        event["data"], cut = bound_row(data)
+        if cut:
+            event["cut"] = cut
+    return event
 
 
 def event_from_log_row(row: Mapping[str, Any]) -> Event:
