@@ -5,7 +5,9 @@ Each is started on 127.0.0.1 with a free port where it has one, and stopped by p
 """
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -139,3 +141,20 @@ class Listener(ServerProcess):
     def ready(self) -> bool:
         super().ready()
         return self.READY_LINE in self.log(since_start=True)
+
+
+class Nginx(ServerProcess):
+    """nginx in the foreground with `config` (a whole nginx.conf), its files under `prefix`."""
+
+    def __init__(self, config: Path, prefix: Path, log_path: Path, port: int) -> None:
+        self.port = port
+        argv = [NGINX, "-p", str(prefix), "-c", str(config), "-g", "daemon off;"]
+        super().__init__(argv, {}, log_path)
+
+    def ready(self) -> bool:
+        super().ready()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
