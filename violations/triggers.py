@@ -44,7 +44,7 @@ _LOG_AND_NOTIFY = f"""
                 'event_id', event_id, 'table', TG_TABLE_NAME, 'op', logged_op, 'id', row_id
             )::text
         );
-"""
+"""  # noqa: S608
 
 # OLD is NULL for INSERT and NEW for DELETE; plain PL/pgSQL branches (not one SQL CASE)
 # keep it valid on every PostgreSQL version Django supports. `{meta.pk.column}` is filled
