@@ -51,7 +51,10 @@ def flushes_between_tests_are_not_truncate_events() -> Iterator[None]:
     from violations.models import violation_models
 
     truncate_triggers = [
-        f"{model._meta.label}:notify_violation_truncate" for model in violation_models().values()
+        f"{model._meta.label}:{trigger.name}"
+        for model in violation_models().values()
+        for trigger in model._meta.triggers
+        if trigger.operation == pgtrigger.Truncate
     ]
     handle = flush.Command.handle
 
