@@ -90,7 +90,8 @@ class ChangeEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"event {self.seq or '(pending)'}: {self.op} {self.table_name} #{self.row_id}"
+        row = "" if self.row_id is None else f" #{self.row_id}"  # a TRUNCATE has no row
+        return f"event {self.seq or '(pending)'}: {self.op} {self.table_name}{row}"
 
 
 def violation_models() -> dict[str, type[Violation]]:
