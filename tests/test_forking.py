@@ -5,6 +5,7 @@ guide writes it; `makemigrations` and `migrate` are the real commands, on a data
 its own, and its events go through a real listener and Daphne started with that app.
 """
 
+import re
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -91,7 +92,9 @@ def test_a_fourth_type_in_a_new_app_is_announced_and_gets_its_own_widget(fork_en
     migration = (tmp_path / "forklift" / "migrations" / "0001_initial.py").read_text()
     assert "violation_forkliftdetections" in migration
     assert "pgtrigger.migrations.AddTrigger" in migration
-    assert f"'{NOTIFY_CHANNEL}'" in migration
+    assert "pgtrigger_notify_violation_truncate_" in migration
+    # (repr escapes the quotes when the SQL also holds a double quote: `"public".…`)
+    assert re.search(rf"\\?'{NOTIFY_CHANNEL}\\?'", migration)
     manage(fork_env, "migrate", "-v0")
     cookie = "sessionid=" + manage(fork_env, "shell", "-c", LOGGED_IN).split()[-1]
 
@@ -132,6 +135,29 @@ def test_a_fourth_type_in_a_new_app_is_announced_and_gets_its_own_widget(fork_en
             update = dashboard.recv(timeout=5)
             assert 'id="widget-violation_forkliftdetections"' in update
             assert 'data-inserted="violation_forkliftdetections"' in update  # its sound plays
+
+            # Its TRUNCATE is an event too, from a writer with pg_dump's empty search_path.
+            subprocess.run(
+                [
+                    psql_binary(),
+                    fork_env["DATABASE_URL"],
+                    "-qAt",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    "SET search_path = ''; TRUNCATE public.violation_forkliftdetections;",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            event = receive_json(feed, timeout=5)
+            assert (event["table"], event["op"], event["id"]) == (
+                "violation_forkliftdetections",
+                "TRUNCATE",
+                None,
+            )
     finally:
         daphne.stop()
         listener.stop()

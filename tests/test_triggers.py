@@ -124,11 +124,117 @@ def test_events_wait_in_the_log_until_a_listener_numbers_them():
     assert event.created_at is not None
 
 
-def test_a_new_violation_type_inherits_the_trigger():
+def test_a_new_violation_type_inherits_the_triggers():
     for model in violation_models().values():
         assert issubclass(model, Violation)
         names = [trigger.name for trigger in model._meta.triggers]
-        assert names == ["notify_violation_change"]
+        assert names == ["notify_violation_change", "notify_violation_truncate"]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_table_has_a_statement_trigger_for_truncate(table):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE tgrelid = %s::regclass AND NOT tgisinternal AND tgname LIKE %s",
+            [table, "pgtrigger_notify_violation_truncate_%"],
+        )
+        [(definition,)] = cursor.fetchall()
+    assert f" AFTER TRUNCATE ON public.{table} FOR EACH STATEMENT " in definition
+
+
+def test_a_truncate_of_several_tables_logs_one_event_per_table(notifications):
+    for table in TABLES:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image) "
+                "VALUES (2, '2025-07-28', '15:00:00', '/media/x.jpg')"
+            )
+    notifications(len(TABLES))
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(TABLES[:2])}")
+
+    received = notifications(3)
+    assert sorted((n["table"], n["op"], n["id"]) for n in received) == [
+        (table, "TRUNCATE", None) for table in TABLES[:2]
+    ]
+    logged = ChangeEvent.objects.filter(op="TRUNCATE").order_by("id")
+    assert sorted(logged.values_list("table_name", "row_id", "data")) == [
+        (table, None, None) for table in TABLES[:2]
+    ]
+    assert logged[0].id > ChangeEvent.objects.filter(op="INSERT").latest("id").id  # in order
+
+
+def writer(search_path: str) -> psycopg.Connection:
+    """A writer of its own, with its own search_path (as pg_dump's restore scripts set)."""
+    conn = psycopg.connect(conninfo(connection.settings_dict), autocommit=True)
+    conn.execute(f"SET search_path = {search_path}")
+    return conn
+
+
+@pytest.mark.parametrize("search_path", ["pg_catalog", "''"], ids=["pg_catalog", "empty"])
+def test_a_writer_without_public_in_its_search_path_is_logged(search_path, notifications):
+    table = "public.violation_humandetections"
+    with writer(search_path) as conn:
+        (row_id,) = conn.execute(
+            f"INSERT INTO {table}(camera_id, violation_date, violation_time, violation_image) "
+            "VALUES (2, '2025-07-28', '15:00:00', '/media/x.jpg') RETURNING id"
+        ).fetchone()
+        conn.execute(f"UPDATE {table} SET camera_id = 3 WHERE id = %s", [row_id])
+        conn.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])
+        conn.execute(f"TRUNCATE {table}")
+    received = notifications(4)
+    assert [(n["op"], n["id"]) for n in received] == [
+        ("INSERT", row_id),
+        ("UPDATE", row_id),
+        ("DELETE", row_id),
+        ("TRUNCATE", None),
+    ]
+
+
+def test_the_log_is_named_in_the_schema_pgtrigger_is_told_about(settings):
+    """A fork whose tables live in another schema sets PGTRIGGER_SCHEMA; `makemigrations`
+    then writes its triggers naming the log there."""
+    model = violation_models()["violation_ppedetections"]
+    sql = str(model._meta.triggers[0].compile(model).sql)
+    assert 'INSERT INTO "public".violation_events ' in sql
+    settings.PGTRIGGER_SCHEMA = "plant_7"
+    for trigger in model._meta.triggers:
+        sql = str(trigger.compile(model).sql)
+        assert 'INSERT INTO "plant_7".violation_events ' in sql
+        assert "INSERT INTO violation_events" not in sql
+
+
+def test_a_primary_key_change_logs_a_delete_of_the_old_id_then_an_insert_of_the_new(
+    notifications,
+):
+    model = violation_models()["violation_lotodetections"]
+    row = model.objects.create(
+        camera_id=4, violation_date="2025-07-28", violation_time="15:00", violation_image="/m.jpg"
+    )
+    notifications(1)
+    new_id = row.id + 1000
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE violation_lotodetections SET id = %s, camera_id = 5 WHERE id = %s",
+            [new_id, row.id],
+        )
+
+    received = notifications(3)
+    assert [(n["op"], n["id"]) for n in received] == [("DELETE", row.id), ("INSERT", new_id)]
+    delete, insert = ChangeEvent.objects.filter(id__in=[n["event_id"] for n in received]).order_by(
+        "id"
+    )
+    assert (delete.op, delete.row_id, delete.data) == ("DELETE", row.id, None)
+    assert (insert.op, insert.row_id, insert.data["id"], insert.data["camera_id"]) == (
+        "INSERT",
+        new_id,
+        new_id,
+        5,
+    )
+    assert insert.id > delete.id
 
 
 def test_migrations_are_up_to_date():

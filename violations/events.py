@@ -28,7 +28,7 @@ EVENTS_GROUP = "violation_events"
 # Channel-layer message type: a batch of events, in `seq` order.
 EVENTS_MESSAGE_TYPE = "violation.events"
 
-OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE"})
+OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
 MAX_BIGINT = 2**63 - 1
 # A real notification is under 200 bytes; anything much longer is not worth parsing.
 MAX_NOTIFICATION_BYTES = 1024
@@ -118,7 +118,7 @@ def build_event(
     seq: int,
     table: str,
     op: str,
-    row_id: int,
+    row_id: int | None,
     data: Mapping[str, Any] | None,
     created_at: datetime.datetime,
 ) -> Event:

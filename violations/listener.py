@@ -62,6 +62,8 @@ SELECT * FROM updated
 """
 
 
+# Names stay unqualified here (unlike in the triggers): this connection's search_path is
+# the one Django migrated with, never a writer's.
 def _number_pending_query(track_commit_timestamp: bool) -> sql.Composed:
     if track_commit_timestamp:
         commit_ts, order = ", pg_xact_commit_timestamp(xmin) AS committed_at", "committed_at, id"

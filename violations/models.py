@@ -7,13 +7,13 @@ every column but the four a camera writes has a database-level default.
 from django.db import models
 from django.db.models.functions import Now
 
-from violations.triggers import EVENT_LOG_TABLE, notify_on_change
+from violations.triggers import EVENT_LOG_TABLE, notify_on_change, notify_on_truncate
 
 
 class Violation(models.Model):
     """Abstract base: one concrete subclass per violation type, each with its own table.
 
-    The NOTIFY trigger is declared here, so a new subclass plus `makemigrations` gets it.
+    The NOTIFY triggers are declared here, so a new subclass plus `makemigrations` gets them.
     """
 
     camera_id = models.IntegerField(db_index=True)
@@ -25,7 +25,7 @@ class Violation(models.Model):
     class Meta:
         abstract = True
         ordering = ["-violation_date", "-violation_time", "-id"]
-        triggers = [notify_on_change()]
+        triggers = [notify_on_change(), notify_on_truncate()]
 
     def __str__(self) -> str:
         return (
@@ -71,8 +71,9 @@ class ChangeEvent(models.Model):
     """
 
     table_name = models.CharField(max_length=63)
-    op = models.CharField(max_length=6)
-    row_id = models.BigIntegerField()
+    op = models.CharField(max_length=8)  # INSERT, UPDATE, DELETE or TRUNCATE
+    # NULL for a TRUNCATE, which empties the whole table.
+    row_id = models.BigIntegerField(null=True)
     # The row as the transaction wrote it (NULL after a DELETE): what every client receives,
     # whether live or catching up later, even if the row has changed since.
     data = models.JSONField(null=True)
@@ -89,7 +90,8 @@ class ChangeEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"event {self.seq or '(pending)'}: {self.op} {self.table_name} #{self.row_id}"
+        row = "" if self.row_id is None else f" #{self.row_id}"  # a TRUNCATE has no row
+        return f"event {self.seq or '(pending)'}: {self.op} {self.table_name}{row}"
 
 
 def violation_models() -> dict[str, type[Violation]]:
