@@ -49,8 +49,9 @@
   function setStale(value) {
     stale = value;
     staleNotice.hidden = !value;
-    if (value) dashboard.dataset.stale = "";
-    else delete dashboard.dataset.stale;
+    // On <body>: the listener's badge in the top bar is as old as the rest.
+    if (value) document.body.dataset.stale = "";
+    else delete document.body.dataset.stale;
   }
 
   dashboard.addEventListener("htmx:wsOpen", function (event) {
