@@ -13,10 +13,12 @@ import zoneinfo
 
 import pytest
 from channels.db import database_sync_to_async
+from playwright.sync_api import expect
 
 from dashboard import clock, fragments
 from dashboard.broadcast import Plan, dashboard_plan
 from dashboard.clock import ClockChange, clock_change, read_clock, seconds_to_next_minute
+from tests.test_dashboard_browser import insert, open_dashboard
 from tests.test_dashboard_logic import (  # noqa: F401 (in_memory_layer: a fixture)
     RecordingSocket,
     in_memory_layer,
@@ -207,3 +209,27 @@ def test_midnight_and_each_minute_re_render_once_for_every_screen_and_a_quiet_ti
     # A tick that changed nothing sent nothing and rendered nothing.
     assert seen["after_quiet_tick"] == [3, 3, 3, 3]
     assert seen["renders"] == [True, True, False]
+
+
+# --- The page, in Chromium ------------------------------------------------------------------
+
+# A browser whose clock is an hour fast, as a wall screen's with no time sync can be.
+CLIENT_CLOCK_AN_HOUR_FAST = (
+    "(() => { const real = Date.now; Date.now = () => real() + 3600e3; })();"
+)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("listener")
+def test_the_page_names_its_zone_and_ages_the_last_event_by_the_servers_clock(
+    page, daphne, session_cookie, psql, settings
+):
+    page.add_init_script(CLIENT_CLOCK_AN_HOUR_FAST)
+    open_dashboard(page, daphne, session_cookie)
+    expect(page.locator("#time-zone")).to_contain_text(f"midnight, {settings.TIME_ZONE} time")
+
+    insert(psql)
+
+    # Seconds, as the server's clock says, not "60 min ago" as the browser's would.
+    age = page.locator("#listener-health .last-event time")
+    expect(age).to_have_text(re.compile(r"^\d s ago$"))
