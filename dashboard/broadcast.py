@@ -139,8 +139,10 @@ class Hub:
         self.tick = 0  # heartbeat ticks so far
         self.reading: ClockReading | None = None  # what the clock shows, once started
         self._timers: list[asyncio.Task] = []
+        # This tick's heartbeats by (kind, position), and the server time they carry.
         self._pulse_tick = -1
         self._pulses: dict[tuple[str, int], str] = {}
+        self._pulse_at = clock.now()
 
     def follow_dashboard(self, socket: FragmentSocket, since: int | None) -> asyncio.Task:
         self._start()
