@@ -76,7 +76,7 @@ def test_every_quiet_socket_gets_its_position_each_interval_from_one_timer():
     for feed in feeds:
         beats = [json.loads(text) for text in feed.received]
         assert {(b["type"], b["seq"]) for b in beats} == {("heartbeat", head)}
-    assert elapsed < 3 * 0.4 + 0.3  # three within three intervals (and some scheduling)
+    assert elapsed < 3 * 0.4 + 1.0  # three within three intervals (and a busy machine)
     assert timers == 1  # one timer for the process, not one per socket
     # The dashboard too, its heartbeat carrying its position (other frames may come first:
     # the listener's health, the clock's minute).
