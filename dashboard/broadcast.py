@@ -7,6 +7,11 @@ and a socket that fell behind gets one merged update: counts are absolute and th
 shows the newest rows); for the JSON feed, each missed event. A slow socket only delays
 itself, and it never holds more than one pending range, whatever the event rate.
 
+Two timers per process, not per socket, wake the same tasks: the clock (what "Today" and
+the last-hour chart show moves without any event: dashboards are sent one shared render
+when it does) and the heartbeat (a socket sent nothing for a while is sent its position
+and the server's time, so a client can tell a quiet stream from a dead one).
+
 Hand-written because this per-process fan-out and resume is the project's own idea.
 """
 
@@ -19,8 +24,11 @@ from functools import partial
 from typing import Protocol
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
-from dashboard import fragments
+from dashboard import clock, fragments
+from dashboard.clock import ClockChange, ClockReading, clock_change, read_clock
+from dashboard.heartbeat import heartbeat_due, heartbeat_message, tick_seconds
 from dashboard.stream import LOG_PAGE, EventStream
 from violations import event_log
 from violations.events import encode_event
@@ -35,6 +43,9 @@ RESUME_LIMIT = 1000
 # render per tick. Ticks are on one clock for every socket, so sockets in step still wake
 # together and share one render. An event after a quiet spell goes out at once.
 DASHBOARD_TICK = 0.1
+# The clock task wakes at each minute boundary, and at least this often (seconds), so a
+# wall-clock step (NTP, a resumed VM) reaches the screen within it.
+CLOCK_CHECK = 1.0
 
 
 class FragmentSocket(Protocol):
@@ -48,6 +59,7 @@ class EventSocket(Protocol):
 class Plan(Enum):
     REFRESH = "refresh"  # every part, from scratch
     UPDATE = "update"  # the parts the missed events touched
+    CLOCK = "clock"  # the chart's minute moved (and every widget's "Today", on a new day)
     STATUS = "status"  # nothing missed: only the listener's health and position
 
 
@@ -63,6 +75,22 @@ def catch_up_plan(position: int | None, head: int, *, limit: int = RESUME_LIMIT)
     if position == head:
         return Plan.STATUS
     return Plan.UPDATE
+
+
+def dashboard_plan(
+    position: int | None, head: int, *, status_changed: bool, moved: ClockChange
+) -> Plan | None:
+    """What a dashboard at `position` is sent next; None: nothing (a heartbeat, if due).
+
+    Events first (an update re-renders the chart too); with none missed, what the clock
+    moved, else the listener's health if it changed.
+    """
+    plan = catch_up_plan(position, head)
+    if plan is not Plan.STATUS:
+        return plan
+    if moved:
+        return Plan.CLOCK
+    return Plan.STATUS if status_changed else None
 
 
 def resync_message(head: int) -> str:
@@ -93,49 +121,137 @@ class RenderCache:
 
 
 class Hub:
-    """The process's event stream and the sockets following it."""
+    """The process's event stream, its clock and heartbeat, and the sockets following them."""
 
     def __init__(
-        self, stream: EventStream | None = None, *, dashboard_tick: float = DASHBOARD_TICK
+        self,
+        stream: EventStream | None = None,
+        *,
+        dashboard_tick: float = DASHBOARD_TICK,
+        heartbeat: float | None = None,
+        clock_check: float = CLOCK_CHECK,
     ) -> None:
         self.stream = stream or EventStream()
         self.renders = RenderCache()
         self.dashboard_tick = dashboard_tick
+        self.heartbeat = settings.DASHBOARD_HEARTBEAT_SECONDS if heartbeat is None else heartbeat
+        self.clock_check = clock_check
+        self.tick = 0  # heartbeat ticks so far
+        self.reading: ClockReading | None = None  # what the clock shows, once started
+        self._timers: list[asyncio.Task] = []
+        # This tick's heartbeats by (kind, position), and the server time they carry.
+        self._pulse_tick = -1
+        self._pulses: dict[tuple[str, int], str] = {}
+        self._pulse_at = clock.now()
 
     def follow_dashboard(self, socket: FragmentSocket, since: int | None) -> asyncio.Task:
-        self.stream.start()
+        self._start()
         return asyncio.create_task(self._follow_dashboard(socket, since))
 
     def follow_feed(self, socket: EventSocket, since: int | None) -> asyncio.Task:
-        self.stream.start()
+        self._start()
         return asyncio.create_task(self._follow_feed(socket, since))
 
     async def stop(self) -> None:
+        for task in self._timers:
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        self._timers = []
         await self.stream.stop()
 
+    def _start(self) -> None:
+        """Start (or restart after a crash) the stream and the timers; idempotent."""
+        self.stream.start()
+        if self._timers and not any(task.done() for task in self._timers):
+            return
+        for task in self._timers:
+            task.cancel()
+        self.reading = read_clock(clock.now())
+        self._timers = [
+            asyncio.create_task(self._beat(), name="hub-heartbeat"),
+            asyncio.create_task(self._keep_time(), name="hub-clock"),
+        ]
+
+    # --- the two timers ------------------------------------------------------------------
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(tick_seconds(self.heartbeat))
+            self.tick += 1
+            self.stream.wake()
+
+    async def _keep_time(self) -> None:
+        while True:
+            await asyncio.sleep(min(clock.seconds_to_next_minute(clock.now()), self.clock_check))
+            reading = read_clock(clock.now())
+            if clock_change(self.reading, reading):  # else nothing on screen would change
+                self.reading = reading
+                self.stream.wake()
+
+    def _pulse(self, kind: str, position: int, tick: int) -> str:
+        """The heartbeat for `kind` of socket at `position`: made once per tick and position."""
+        if tick != self._pulse_tick:
+            self._pulse_tick, self._pulses, self._pulse_at = tick, {}, clock.now()
+        text = self._pulses.get((kind, position))
+        if text is None:
+            if kind == "dashboard":
+                text = fragments.render_heartbeat(position, self._pulse_at)
+            else:
+                text = heartbeat_message(position, self._pulse_at)
+            self._pulses[(kind, position)] = text
+        return text
+
+    # --- followers -----------------------------------------------------------------------
     async def _follow_dashboard(self, socket: FragmentSocket, since: int | None) -> None:
         stream = self.stream
         loop = asyncio.get_running_loop()
         await stream.ready.wait()
-        position, seen_status = since, -1
+        # None: what the page's clock-dependent parts show is unknown (a resumed page may
+        # have been rendered before midnight), so its first frame re-renders them.
+        position, seen_status, seen_reading = since, -1, None
+        sent_tick = self.tick
         next_tick = 0.0  # when this socket may be sent its next frame
         while True:
             if position is not None:
-                await stream.wait_for_change(position, seen_status)
+                while not (
+                    stream.head > position
+                    or stream.status_version != seen_status
+                    or self.reading != seen_reading
+                    or heartbeat_due(sent_tick, self.tick)
+                ):
+                    await stream.next_change()
                 if loop.time() < next_tick:
                     await asyncio.sleep(next_tick - loop.time())
             head, version, status = stream.head, stream.status_version, stream.status
-            plan = catch_up_plan(position, head)
+            reading, tick = self.reading, self.tick
+            moved = clock_change(seen_reading, reading)
+            plan = dashboard_plan(
+                position, head, status_changed=version != seen_status, moved=moved
+            )
+            if plan is None:  # only the heartbeat is due
+                await socket.send_fragment(self._pulse("dashboard", position, tick))
+                sent_tick = tick
+                continue
             events = None
             if plan is Plan.UPDATE:
                 events = await stream.events_between(position, head)
                 if events is None:
                     plan = Plan.REFRESH
+            # Every render that shows the chart or "Today" is keyed by the clock's reading.
             if plan is Plan.REFRESH:
-                key, render = (plan, head, version), partial(fragments.render_refresh, head, status)
+                key = (plan, head, version, reading)
+                render = partial(fragments.render_refresh, head, status)
             elif plan is Plan.UPDATE:
-                key = (plan, position, head, version)
-                render = partial(fragments.render_update, [e for e, _ in events], head, status)
+                key = (plan, position, head, version, reading, moved.today)
+                render = partial(
+                    fragments.render_update,
+                    [e for e, _ in events],
+                    head,
+                    status,
+                    every_widget=moved.today,
+                )
+            elif plan is Plan.CLOCK:
+                key = (plan, head, version, reading, moved.today)
+                render = partial(fragments.render_clock, head, status, every_widget=moved.today)
             else:
                 key, render = (plan, head, version), partial(fragments.render_status, head, status)
             try:
@@ -147,11 +263,11 @@ class Hub:
                 await asyncio.sleep(1)
                 continue
             await socket.send_fragment(html)
-            position, seen_status = head, version
+            position, seen_status, seen_reading, sent_tick = head, version, reading, self.tick
             next_tick = (loop.time() // self.dashboard_tick + 1) * self.dashboard_tick
 
     async def _follow_feed(self, socket: EventSocket, since: int | None) -> None:
-        """Send every event after `since` (None: from now).
+        """Send every event after `since` (None: from now), and a heartbeat when quiet.
 
         A `since` beyond the log's head is from another log: resync. One the stream has not
         reached yet is waited for, not refused: this process may be a moment behind the log
@@ -160,6 +276,7 @@ class Hub:
         stream = self.stream
         await stream.ready.wait()
         position = since
+        sent_tick = self.tick
         # The stream never runs ahead of the log, so only a `since` beyond the stream
         # needs the log's head (one query per connect saved on the common path).
         if position is None or position > stream.head:
@@ -169,19 +286,22 @@ class Hub:
                 await socket.send_event_text(resync_message(log_head))
                 position = log_head
         while True:
+            while stream.head <= position and not heartbeat_due(sent_tick, self.tick):
+                await stream.next_change()
             if stream.head <= position:
-                await stream.wait_for_change(position, stream.status_version)
-            upto = min(stream.head, position + LOG_PAGE)
-            if upto <= position:
+                tick = self.tick
+                await socket.send_event_text(self._pulse("feed", position, tick))
+                sent_tick = tick
                 continue
+            upto = min(stream.head, position + LOG_PAGE)
             events = await stream.events_between(position, upto)
             if events is None:
                 await socket.send_event_text(resync_message(stream.head))
-                position = stream.head
+                position, sent_tick = stream.head, self.tick
                 continue
             for _, text in events:
                 await socket.send_event_text(text)
-            position = upto
+            position, sent_tick = upto, self.tick
 
 
 hub = Hub()

@@ -5,9 +5,11 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import timezone
 
-from dashboard import widgets
+from dashboard import clock, widgets
 from violations import event_log
 from violations.event_log import ListenerStatus
 
@@ -46,7 +48,12 @@ def page_context(
 def first_page_context() -> dict[str, Any]:
     """The whole page. The position is read first, so the parts are at least that new."""
     position = event_log.head_seq()
-    return page_context(position=position, listener=event_log.listener_status())
+    return page_context(position=position, listener=event_log.listener_status()) | {
+        # The page ages "last event" by the server's clock and says which zone "Today" is.
+        "server_time": clock.now(),
+        "time_zone": timezone.get_default_timezone_name(),
+        "stale_after_ms": round(settings.DASHBOARD_STALE_SECONDS * 1000),
+    }
 
 
 def render_refresh(position: int, listener: ListenerStatus | None) -> str:
@@ -56,10 +63,16 @@ def render_refresh(position: int, listener: ListenerStatus | None) -> str:
 
 
 def render_update(
-    events: list[dict[str, Any]], position: int, listener: ListenerStatus | None
+    events: list[dict[str, Any]],
+    position: int,
+    listener: ListenerStatus | None,
+    *,
+    every_widget: bool = False,
 ) -> str:
-    """Only the parts a range of events touches, swapped out-of-band."""
-    tables = tables_to_refresh(events, widgets.all_tables())
+    """Only the parts a range of events touches (and every widget if the day changed),
+    swapped out-of-band."""
+    known = widgets.all_tables()
+    tables = known if every_widget else tables_to_refresh(events, known)
     if listener is not None and events:
         # The health poll may not have seen these yet; the newest event is the last one.
         newest = datetime.datetime.fromisoformat(events[-1]["at"])
@@ -75,3 +88,22 @@ def render_status(position: int, listener: ListenerStatus | None) -> str:
     """Nothing to update: the position and the listener's health only."""
     context = {"position": position, "listener": listener, "status_only": True}
     return render_to_string("dashboard/_updates.html", context)
+
+
+def render_clock(position: int, listener: ListenerStatus | None, *, every_widget: bool) -> str:
+    """What the clock moved: the last-hour chart, and every widget's "Today" on a new day."""
+    tables = widgets.all_tables() if every_widget else []
+    context = {
+        "widgets": [widgets.widget(table) for table in tables],
+        "activity": widgets.activity(),
+        "position": position,
+        "listener": listener,
+        "clock_only": True,
+    }
+    return render_to_string("dashboard/_updates.html", context)
+
+
+def render_heartbeat(seq: int, at: datetime.datetime) -> str:
+    """The dashboard's heartbeat: the page's position and the server's time, nothing else."""
+    context = {"seq": seq, "server_time": at, "oob": True}
+    return render_to_string("dashboard/_heartbeat.html", context)

@@ -71,15 +71,24 @@ class EventStream:
     async def wait_for_change(self, position: int, status_version: int) -> None:
         """Return once the head is past `position` or the listener's health changed."""
         while self.head <= position and self.status_version == status_version:
-            # One future per waiter rather than one shared and shielded: waking a socket
-            # then costs one callback instead of three, which is most of the fan-out's own
-            # cost per frame, and a waiter cancelled (its socket closed) touches no other.
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.add(waiter)
-            try:
-                await waiter
-            finally:
-                self._waiters.discard(waiter)
+            await self.next_change()
+
+    async def next_change(self) -> None:
+        """Return at the stream's next change (or the next `wake()`); callers re-check."""
+        # One future per waiter rather than one shared and shielded: waking a socket then
+        # costs one callback instead of three, which is most of the fan-out's own cost per
+        # frame, and a waiter cancelled (its socket closed) touches no other.
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.discard(waiter)
+
+    def wake(self) -> None:
+        """Wake every waiter: something they follow besides the stream moved (the hub's
+        clock or heartbeat)."""
+        self._notify()
 
     async def events_between(self, after: int, upto: int) -> list[tuple[Event, str]] | None:
         """Events `after < seq <= upto` with their JSON text, or None if the log no longer

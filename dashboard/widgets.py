@@ -14,7 +14,7 @@ from django.db.models import Count
 from django.db.models.functions import Left, TruncMinute
 from django.utils import timezone
 
-from dashboard import chart
+from dashboard import chart, clock
 from violations.events import CUT_MARKER
 from violations.models import Violation, violation_models
 
@@ -94,7 +94,7 @@ def _newest(model: type[Violation]):
 
 def widget(table: str, today: datetime.date | None = None) -> dict[str, Any]:
     model = violation_models()[table]
-    today = today or timezone.localdate()
+    today = today or timezone.localdate(clock.now())
     todays = model.objects.filter(violation_date=today)
     cameras = todays.values("camera_id").annotate(count=Count("id")).order_by("-count", "camera_id")
     shown_cameras = list(cameras[:TOP_CAMERAS])
@@ -125,7 +125,7 @@ def feed() -> list[dict[str, Any]]:
 
 def activity(now: datetime.datetime | None = None) -> dict[str, Any]:
     """Events per minute over the last hour, by the time rows were recorded."""
-    now = now or timezone.now()
+    now = now or clock.now()
     since = now - datetime.timedelta(minutes=chart.MINUTES)
     per_minute: Counter[datetime.datetime] = Counter()
     for model in violation_models().values():

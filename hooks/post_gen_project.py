@@ -182,6 +182,12 @@ def apply_answers(project: Path, answers: dict) -> None:
             json.dumps(time_zone),
             what="TIME_ZONE default",
         )
+        substitute(
+            in_files("README.md"),
+            r"(?<=such as `Europe/Berlin`; default `)UTC(?=`\))",
+            time_zone,
+            what="README TIME_ZONE default",
+        )
 
     set_postgres_version(project / "docker-compose.yml", str(answers["postgres_version"]))
 

@@ -12,6 +12,7 @@ in-memory layer would save.
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -78,7 +79,8 @@ def measure_one(env: dict[str, str], log: Path, password: str | None, inserts: i
             for _ in range(inserts):
                 sent = time.perf_counter()
                 db.execute(INSERT)
-                ws.recv(timeout=10)
+                while json.loads(ws.recv(timeout=10)).get("type") == "heartbeat":
+                    pass  # proof of life, not the insert's event
                 latencies.append((time.perf_counter() - sent) * 1000)
         result["latency_ms"] = latencies
         stopping = time.monotonic()

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -214,11 +215,27 @@ def open_feed(daphne, session_cookie) -> Iterator[Callable[..., ClientConnection
 
 
 def receive_json(socket: ClientConnection, timeout: float = 1.0) -> dict:
-    """The next JSON message, or fail after `timeout` seconds."""
-    try:
-        return json.loads(socket.recv(timeout=timeout))
-    except TimeoutError:
-        pytest.fail(f"no message within {timeout} s")
+    """The next JSON message that is not a heartbeat, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            message = json.loads(socket.recv(timeout=max(0.0, deadline - time.monotonic())))
+        except TimeoutError:
+            pytest.fail(f"no message within {timeout} s")
+        if message.get("type") != "heartbeat":
+            return message
+
+
+def receive_fragment(socket: ClientConnection, timeout: float = 5.0) -> str:
+    """The next dashboard frame that is not a heartbeat, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            frame = socket.recv(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            pytest.fail(f"no frame within {timeout} s")
+        if 'id="heartbeat"' not in frame[:200]:
+            return frame
 
 
 def http_get(url: str, cookie: str | None = None) -> tuple[dict[str, str], bytes]:

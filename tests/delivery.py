@@ -76,6 +76,8 @@ class ResumingFeed:
             except (ConnectionClosed, OSError):
                 self._reconnect(deadline)
                 continue
+            if message.get("type") == "heartbeat":
+                continue  # proof of life, not an event
             if message.get("type") == "resync":
                 raise AssertionError(f"told to resync: {message}")
             self.events.append(message)

@@ -277,6 +277,9 @@ def test_a_custom_project_carries_the_answers_everywhere(custom_project):
         in (project / "config/settings/base.py").read_text()
     )
     assert (
+        "such as `Europe/Berlin`; default `Europe/Berlin`)" in (project / "README.md").read_text()
+    )
+    assert (
         'env("CHANNEL_LAYER_PREFIX", default="forklift-watch")'
         in (project / "config/settings/base.py").read_text()
     )

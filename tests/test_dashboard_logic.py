@@ -158,11 +158,13 @@ current_head = database_sync_to_async(head_seq)
 
 @asynccontextmanager
 async def running_hub(
-    *, poll_interval: float, dashboard_tick: float = 0.1
+    *, poll_interval: float, dashboard_tick: float = 0.1, **options: float
 ) -> AsyncIterator[tuple[Hub, list[asyncio.Task]]]:
     """A started hub, under a 10 s deadline; the follower tasks a scenario adds to the list
-    are cancelled and the hub stopped afterwards, however the scenario ends."""
-    hub = Hub(EventStream(poll_interval=poll_interval), dashboard_tick=dashboard_tick)
+    are cancelled and the hub stopped afterwards, however the scenario ends. Heartbeats
+    only where a test asks for them (`heartbeat=`)."""
+    options.setdefault("heartbeat", 3600)
+    hub = Hub(EventStream(poll_interval=poll_interval), dashboard_tick=dashboard_tick, **options)
     hub.stream.start()
     followers: list[asyncio.Task] = []
     try:
@@ -187,7 +189,7 @@ def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkey
     """Through the real Redis channel layer; only the renderer is counted, not mocked away."""
     renders: list[list[dict]] = []
 
-    def render_update(events, position, listener):
+    def render_update(events, position, listener, every_widget):
         renders.append(events)
         return f"update to {position}"
 
@@ -305,8 +307,9 @@ async def publish(event: dict) -> None:
 def test_a_burst_reaches_a_dashboard_merged_into_one_frame_per_tick_a_lone_event_at_once(
     monkeypatch,
 ):
-    monkeypatch.setattr(fragments, "render_update", lambda events, head, status: f"to {head}")
-    monkeypatch.setattr(fragments, "render_status", lambda head, status: "status")
+    monkeypatch.setattr(fragments, "render_update", lambda events, head, status, **_: f"to {head}")
+    # A resumed page's first frame re-renders what the clock decides (its age is unknown).
+    monkeypatch.setattr(fragments, "render_clock", lambda head, status, **_: "status")
 
     async def scenario() -> tuple[TimedSocket, float]:
         loop = asyncio.get_running_loop()

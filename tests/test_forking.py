@@ -14,7 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from devstack.postgres import psql_binary
-from tests.conftest import receive_json
+from tests.conftest import receive_fragment, receive_json
 from tests.processes import PROJECT_ROOT, Daphne, Listener
 from violations.notify import NOTIFY_CHANNEL
 
@@ -112,7 +112,7 @@ def test_a_fourth_type_in_a_new_app_is_announced_and_gets_its_own_widget(fork_en
                 )
                 for path in ("/ws/violations/", "/ws/dashboard/")
             )
-            first_screen = dashboard.recv(timeout=5)
+            first_screen = receive_fragment(dashboard)
             assert 'id="widget-violation_forkliftdetections"' in first_screen
             assert "Forklift violations" in first_screen  # a look derived from the model
 
@@ -132,7 +132,7 @@ def test_a_fourth_type_in_a_new_app_is_announced_and_gets_its_own_widget(fork_en
                 row_id,
             )
             assert event["data"]["camera_id"] == 9
-            update = dashboard.recv(timeout=5)
+            update = receive_fragment(dashboard)
             assert 'id="widget-violation_forkliftdetections"' in update
             assert 'data-inserted="violation_forkliftdetections"' in update  # its sound plays
 

@@ -116,6 +116,14 @@ else:
     # listener running beside the web server.
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Liveness -------------------------------------------------------------------------------
+# Not environment variables: protocol constants a deployment has no reason to change (tests
+# may). Every socket sent nothing for this long is sent a heartbeat (README, "heartbeat");
+# a page that hears nothing, not even a heartbeat, for DASHBOARD_STALE_SECONDS (two
+# missed heartbeats and some slack) says it is stale and reconnects.
+DASHBOARD_HEARTBEAT_SECONDS = 4.0
+DASHBOARD_STALE_SECONDS = 10.0
+
 # --- Auth ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,4 +1,4 @@
-// The dashboard's only script: connection indicator, reconnects, and alert sounds.
+// The dashboard's only script: connection indicator, staleness, reconnects, alert sounds.
 // htmx and its ws extension do the swapping; this file never builds markup.
 (function () {
   "use strict";
@@ -12,8 +12,17 @@
     connecting: ["…", "Connecting"],
     connected: ["●", "Live"],
     reconnecting: ["↻", "Reconnecting…"],
+    stale: ["⚠", "Stale — reconnecting"],
     offline: ["✕", "Offline"],
   };
+  // The server sends a frame or a heartbeat every few seconds; this long without one (the
+  // server says how long) means what the page shows may be out of date.
+  var STALE_AFTER_MS = Number(dashboard.dataset.staleAfterMs) || 10000;
+  var staleNotice = document.getElementById("stale-notice");
+  var lastFrameAt = Date.now();
+  var socket = null; // the open WebSocket, and the extension's handle on it
+  var socketWrapper = null;
+  var stale = false;
   // The extension's default backoff grows to 64 s; a wall screen should be back sooner.
   htmx.config.wsReconnectDelay = function (retryCount) {
     return Math.random() * Math.min(8000, 500 * Math.pow(2, retryCount));
@@ -26,6 +35,8 @@
   var CLOSE_LOGGED_OUT = [4401, 4403];
 
   function setState(state) {
+    // Stale until a new socket opens: reconnect attempts do not make the numbers fresh.
+    if (stale && (state === "connecting" || state === "reconnecting")) state = "stale";
     indicator.dataset.state = state;
     indicator.querySelector(".status-icon").textContent = LABELS[state][0];
     indicator.querySelector(".status-text").textContent = LABELS[state][1];
@@ -35,9 +46,21 @@
     if (navigator.onLine === false) setState("offline");
     else setState(everOpened ? "reconnecting" : "connecting");
   });
+  function setStale(value) {
+    stale = value;
+    staleNotice.hidden = !value;
+    // On <body>: the listener's badge in the top bar is as old as the rest.
+    if (value) document.body.dataset.stale = "";
+    else delete document.body.dataset.stale;
+  }
+
   dashboard.addEventListener("htmx:wsOpen", function (event) {
     everOpened = true;
     retries = 0;
+    socket = event.detail.event.target;
+    socketWrapper = event.detail.socketWrapper;
+    lastFrameAt = Date.now();
+    setStale(false);
     setState("connected");
     // Say which event the page shows last, so the server sends only what it missed
     // (an empty position asks for a full refresh).
@@ -58,6 +81,27 @@
       retries += 1;
     }
   });
+  dashboard.addEventListener("htmx:wsAfterMessage", function () {
+    lastFrameAt = Date.now();
+  });
+
+  // A server that stops answering without closing the socket (a frozen process, a
+  // half-open connection) sends no close event: only silence tells.
+  window.setInterval(function () {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - lastFrameAt <= STALE_AFTER_MS) return;
+    setStale(true);
+    setState("stale");
+    // Abandon the silent socket: its close handshake can take a minute against a server
+    // that does not answer, and its late close event must not trigger a second reconnect.
+    var silent = socket;
+    socket = null;
+    silent.onclose = null;
+    silent.onerror = null;
+    silent.close();
+    socketWrapper.reconnect();
+  }, 1000);
+
   window.addEventListener("offline", function () { setState("offline"); });
   window.addEventListener("online", function () {
     if (indicator.dataset.state === "offline") setState("reconnecting");
@@ -135,17 +179,33 @@
 
   dashboard.addEventListener("htmx:wsAfterMessage", function () {
     var alert = document.getElementById("dashboard-alert");
-    (alert.dataset.inserted || "").split(" ").forEach(function (table) {
+    var inserted = alert.dataset.inserted || "";
+    // Consumed once: later frames without an alert (heartbeats, the clock) replay nothing.
+    alert.dataset.inserted = "";
+    inserted.split(" ").forEach(function (table) {
       if (table) play(table, false);
     });
   });
 
-  // --- Listener health: the server says when the last event happened; age it here. ----
+  // --- Listener health: the server says when the last event happened; age it here, ----
+  // by the server's clock: the heartbeat carries the server's time, and the page keeps
+  // the difference, so a browser whose own clock is wrong does not misstate the age.
+  var serverOffsetMs = 0;
+  var heartbeatSeen = null;
+  function readServerClock() {
+    var beat = document.getElementById("heartbeat");
+    var at = beat && Date.parse(beat.dataset.serverTime);
+    if (!at || beat === heartbeatSeen) return;
+    heartbeatSeen = beat; // each heartbeat swaps in a new element
+    serverOffsetMs = at - Date.now();
+  }
   function showLastEventAge() {
+    readServerClock();
     var health = document.getElementById("listener-health");
     var time = health && health.querySelector(".last-event time");
     if (!time) return;
-    var seconds = Math.max(0, Math.round((Date.now() - Date.parse(time.dateTime)) / 1000));
+    var serverNow = Date.now() + serverOffsetMs;
+    var seconds = Math.max(0, Math.round((serverNow - Date.parse(time.dateTime)) / 1000));
     time.textContent = seconds < 90 ? seconds + " s ago"
       : seconds < 5400 ? Math.round(seconds / 60) + " min ago"
       : Math.round(seconds / 3600) + " h ago";
