@@ -172,11 +172,14 @@ def test_midnight_and_each_minute_re_render_once_for_every_screen_and_a_quiet_ti
             followers.extend(hub.follow_dashboard(s, head) for s in screens)  # at the head
             await until(lambda: all(len(s.received) == 1 for s in screens), arrived)
             seen["before"] = screens[0].received[0]
+            # The first frame is a clock render or, if a listener of the session numbered
+            # this test's rows meanwhile, an update: only what midnight costs is counted.
+            renders_before_midnight = len(renders)
 
             moving.at = local(2026, 11, 22, 0, 0, 5)  # past local midnight; no event
             await until(lambda: all(len(s.received) == 2 for s in screens), arrived)
             seen["midnight"] = [s.received[1] for s in screens]
-            seen["midnight_renders"] = len(renders)
+            seen["midnight_renders"] = len(renders) - renders_before_midnight
             seen["human_today"] = await counts(HumanDetection, next_day)
             seen["ppe_today"] = await counts(PpeDetection, next_day)
 
@@ -198,7 +201,7 @@ def test_midnight_and_each_minute_re_render_once_for_every_screen_and_a_quiet_ti
     assert {count_today_in(html, PPE) for html in seen["midnight"]} == {seen["ppe_today"]}
     assert seen["human_today"] == 3
     assert len(set(seen["midnight"])) == 1
-    assert seen["midnight_renders"] == 2  # the first frame, then midnight: once for all four
+    assert seen["midnight_renders"] == 1  # once for all four screens
     # A minute: the chart slides (its last bar is the new minute), no widget re-rendered.
     assert len(set(seen["minute"])) == 1
     assert 'id="activity"' in seen["minute"][0]
@@ -208,7 +211,7 @@ def test_midnight_and_each_minute_re_render_once_for_every_screen_and_a_quiet_ti
     assert "4 in the last hour" in seen["minute"][0]
     # A tick that changed nothing sent nothing and rendered nothing.
     assert seen["after_quiet_tick"] == [3, 3, 3, 3]
-    assert seen["renders"] == [True, True, False]
+    assert seen["renders"][-2:] == [True, False]  # midnight: every widget; a minute: the chart
 
 
 # --- The page, in Chromium ------------------------------------------------------------------
