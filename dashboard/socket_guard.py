@@ -71,6 +71,11 @@ class SocketGuard:
         await self._close(code)
         return True
 
+    async def refuse_handshake(self, code: CloseCode, reason: str) -> None:
+        """Close a socket whose handshake asked for something invalid (e.g. its query string)."""
+        await self.accept()  # so the client sees our close code, not a bare HTTP 403
+        await self._refuse(code, reason)
+
     def _refusal(self) -> CloseCode | None:
         code = access.refusal(self.scope.get("user"))
         # The session may have logged out between the handshake and our registering.
