@@ -5,6 +5,9 @@
 - Logout: logging out (the `user_logged_out` signal) closes every socket of that session
   with 4401, on every web process (dashboard.session_sockets). Other sessions of the same
   user stay open: they are still logged in.
+- Caps: a session may hold DASHBOARD_SOCKETS_PER_SESSION open sockets, a user
+  DASHBOARD_SOCKETS_PER_USER, counted across processes (dashboard.socket_caps); one more
+  is closed with 4409.
 - Revocation: every few seconds each process checks all its open sockets in one query and
   closes those whose session, user, password or permission no longer holds (4401/4403;
   dashboard.revocation).
@@ -35,6 +38,7 @@ from dashboard.close_codes import CloseCode
 from dashboard.rate_limit import TokenBucket
 from dashboard.revocation import Grant, access_watch
 from dashboard.session_sockets import announce_logout, session_sockets
+from dashboard.socket_caps import socket_caps
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +68,22 @@ class SocketGuard:
         if getattr(self, "_session_key", None):
             session_sockets.discard(self._session_key, self)
         access_watch.forget(self)
-        await super().websocket_disconnect(message)
+        try:
+            await socket_caps.release(self)
+        finally:
+            await super().websocket_disconnect(message)
 
     async def refuse_unless_viewer(self) -> bool:
         """Close the socket of anyone who may not watch the dashboard; True if it was closed."""
         code, grant = await database_sync_to_async(self._refusal)()
-        if code is None:
-            if grant is not None:
+        if code is None and grant is not None:
+            code = await socket_caps.acquire(self, grant.session_key, grant.user_id)
+            if code is None:
                 access_watch.watch(self, grant)
+                return False
+            await self.refuse_handshake(code, "too many open sockets for this session or user")
+            return True
+        if code is None:
             return False
         # Accept first so the client sees our close code rather than a bare HTTP 403.
         await self.accept()

@@ -13,6 +13,7 @@
     connected: ["●", "Live"],
     reconnecting: ["↻", "Reconnecting…"],
     offline: ["✕", "Offline"],
+    tooMany: ["✕", "Too many dashboards open for this login; retrying in a minute"],
   };
   // The extension's default backoff grows to 64 s; a wall screen should be back sooner.
   htmx.config.wsReconnectDelay = function (retryCount) {
@@ -24,6 +25,8 @@
   // says 1001 or 1000) is retried here, with full-jitter backoff.
   var RETRIED_BY_EXTENSION = [1006, 1011, 1012, 1013];
   var CLOSE_LOGGED_OUT = [4401, 4403];
+  // 4409: this login already holds its share of sockets; a slot frees when a screen closes.
+  var CLOSE_TOO_MANY = 4409;
 
   function setState(state) {
     indicator.dataset.state = state;
@@ -50,6 +53,11 @@
     var code = event.detail.event.code;
     if (CLOSE_LOGGED_OUT.indexOf(code) >= 0) {
       window.location.assign(dashboard.dataset.loginUrl);
+      return;
+    }
+    if (code === CLOSE_TOO_MANY) {
+      setState("tooMany");
+      window.setTimeout(event.detail.socketWrapper.reconnect, 60000);
       return;
     }
     setState(navigator.onLine === false ? "offline" : "reconnecting");
