@@ -8,8 +8,9 @@ from contextlib import ExitStack
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection
+from websockets.sync.client import ClientConnection, connect
 
 from dashboard.close_codes import CloseCode
 from dashboard.socket_caps import (
@@ -169,3 +170,31 @@ def test_with_the_default_caps_the_21st_socket_of_a_session_is_refused(daphne):
         sockets = [open_feed(stack, browser, daphne) for _ in range(SOCKETS_PER_SESSION)]
         assert refused(browser, daphne) == CloseCode.TOO_MANY_SOCKETS
         assert all(still_open(s) for s in sockets)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_refused_with_4409_says_so_and_does_not_hammer(page, daphne, session_cookie):
+    """static/js/dashboard.js: the indicator says why, and the next try is a minute away."""
+    attempts: list[str] = []
+    page.on("websocket", lambda socket: attempts.append(socket.url))
+    with ExitStack() as stack:
+        for _ in range(SOCKETS_PER_SESSION):  # the session's share, held elsewhere
+            socket = stack.enter_context(
+                connect(
+                    daphne.ws_url + FEED,
+                    origin=daphne.http_url,
+                    additional_headers={"Cookie": session_cookie},
+                    open_timeout=10,
+                )
+            )
+            assert still_open(socket)
+        name, value = session_cookie.split("=", 1)
+        page.context.add_cookies([{"name": name, "value": value, "url": daphne.http_url}])
+        page.goto(daphne.http_url + "/")
+
+        indicator = page.locator("#connection")
+        expect(indicator).to_have_attribute("data-state", "tooMany")
+        expect(indicator).to_contain_text("Too many dashboards open for this login")
+        page.wait_for_timeout(3000)  # the ordinary backoff would have retried by now
+        assert len(attempts) == 1
+        expect(indicator).to_have_attribute("data-state", "tooMany")
