@@ -223,8 +223,8 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             # Production settings served over plain http (the suite's settings module:
-            # production's, with only the https-only flags off).
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            # production's, with only the https-only flags off), socket caps lifted.
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_STATIC_ROOT": str(static_root),

@@ -5,16 +5,25 @@ string "type". The one type today:
 
     {"type": "resume", "since": 1234}   # or "since": null — resume after event 1234
 
+The feed's handshake may say the same in its query string, `?since=1234`
+(`since_from_query`). Every number a client sends, in a message or a query string, is
+ASCII digits only: `str.isdigit()` and `int()` also take '²' or '١٢', and `int('²')` raises.
+
 Messages of other types are ignored (a newer page may talk to an older server), and no
 message is ever echoed: errors say what rule was broken, never quote what was sent.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import parse_qs
 
 MAX_MESSAGE_BYTES = 1024
 MAX_EVENT_ID = 2**63 - 1  # bigint, like the ids it refers to
+# [0-9], not \d: in a str pattern \d matches every Unicode decimal digit.
+_EVENT_ID_TEXT = re.compile(r"[0-9]{1,19}")
+_JSON_INT = re.compile(r"-?[0-9]+")
 
 
 class InvalidClientMessage(ValueError):
@@ -51,7 +60,7 @@ def parse_client_message(frame: str | bytes) -> ClientMessage | None:
     ):
         raise MessageTooLarge(_too_large())
     try:
-        data = json.loads(frame, parse_constant=_reject_constant)
+        data = json.loads(frame, parse_constant=_reject_constant, parse_int=_ascii_int)
     except (ValueError, RecursionError):
         raise InvalidClientMessage("a message must be JSON") from None
     if not isinstance(data, dict):
@@ -74,6 +83,38 @@ def _event_id(data: dict[str, Any]) -> int | None:
     if isinstance(since, bool) or not isinstance(since, int) or not 0 <= since <= MAX_EVENT_ID:
         raise InvalidClientMessage('"since" must be null or an integer from 0 to 2**63-1')
     return since
+
+
+def since_from_query(query_string: bytes) -> int | None:
+    """The event id in a handshake's `?since=N`; None when there is no `since`.
+
+    Raises InvalidClientMessage for anything but one value of 1 to 19 ASCII digits up to
+    MAX_EVENT_ID (an empty or repeated `since` included): a client that asks to resume
+    from somewhere we cannot read is told, not silently sent something else.
+    """
+    # latin-1 maps every byte to a character, so no query string fails to decode.
+    fields = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    values = fields.get("since")
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise InvalidClientMessage('"since" may be given once')
+    return event_id_from_text(values[0])
+
+
+def event_id_from_text(text: str) -> int:
+    """An event id written as ASCII digits; InvalidClientMessage for anything else."""
+    if not _EVENT_ID_TEXT.fullmatch(text) or int(text) > MAX_EVENT_ID:
+        raise InvalidClientMessage('"since" must be an integer from 0 to 2**63-1 in ASCII digits')
+    return int(text)
+
+
+def _ascii_int(text: str) -> int:
+    # json's C scanner reads only ASCII digits, its pure-Python fallback reads any \d:
+    # held here so the rule does not depend on which one runs (a frame's 1 kB bounds int()).
+    if not _JSON_INT.fullmatch(text):
+        raise ValueError("a number must be ASCII digits")
+    return int(text)
 
 
 def _reject_constant(name: str) -> NoReturn:

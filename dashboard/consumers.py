@@ -10,12 +10,12 @@ Access, logout, and everything a client sends are handled by the SocketGuard mix
 
 import asyncio
 import logging
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard.broadcast import hub
+from dashboard.client_messages import InvalidClientMessage, since_from_query
 from dashboard.close_codes import CloseCode
 from dashboard.socket_guard import SocketGuard
 from violations import event_log
@@ -130,9 +130,11 @@ class ViolationFeedConsumer(FollowingConsumer):
     async def connect(self) -> None:
         if await self.refuse_unless_viewer():
             return
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        since_text = (query.get("since") or [""])[0]
-        since = int(since_text) if since_text.isdigit() and len(since_text) < 19 else None
+        try:
+            since = since_from_query(self.scope.get("query_string", b""))
+        except InvalidClientMessage as exc:
+            await self.refuse_handshake(CloseCode.BAD_MESSAGE, str(exc))
+            return
         if since is None:
             # "From the moment of connecting": the log's head, read before the handshake
             # completes, so a change committed right after it is delivered even while this

@@ -5,6 +5,12 @@
 - Logout: logging out (the `user_logged_out` signal) closes every socket of that session
   with 4401, on every web process (dashboard.session_sockets). Other sessions of the same
   user stay open: they are still logged in.
+- Caps: a session may hold DASHBOARD_SOCKETS_PER_SESSION open sockets, a user
+  DASHBOARD_SOCKETS_PER_USER, counted across processes (dashboard.socket_caps); one more
+  is closed with 4409.
+- Revocation: every few seconds each process checks all its open sockets in one query and
+  closes those whose session, user, password or permission no longer holds (4401/4403;
+  dashboard.revocation).
 - Client messages: every frame is counted against a token bucket (a flood closes the
   socket, 4429), size-checked (4413) and parsed (dashboard.client_messages; a malformed
   one closes with 4400). Unknown types are dropped; "resume" calls `handle_resume()`.
@@ -30,7 +36,9 @@ from dashboard.client_messages import (
 )
 from dashboard.close_codes import CloseCode
 from dashboard.rate_limit import TokenBucket
+from dashboard.revocation import Grant, access_watch
 from dashboard.session_sockets import announce_logout, session_sockets
+from dashboard.socket_caps import socket_caps
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +67,22 @@ class SocketGuard:
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         if getattr(self, "_session_key", None):
             session_sockets.discard(self._session_key, self)
-        await super().websocket_disconnect(message)
+        access_watch.forget(self)
+        try:
+            await socket_caps.release(self)
+        finally:
+            await super().websocket_disconnect(message)
 
     async def refuse_unless_viewer(self) -> bool:
         """Close the socket of anyone who may not watch the dashboard; True if it was closed."""
-        code = await database_sync_to_async(self._refusal)()
+        code, grant = await database_sync_to_async(self._refusal)()
+        if code is None and grant is not None:
+            code = await socket_caps.acquire(self, grant.session_key, grant.user_id)
+            if code is None:
+                access_watch.watch(self, grant)
+                return False
+            await self.refuse_handshake(code, "too many open sockets for this session or user")
+            return True
         if code is None:
             return False
         # Accept first so the client sees our close code rather than a bare HTTP 403.
@@ -71,12 +90,21 @@ class SocketGuard:
         await self._close(code)
         return True
 
-    def _refusal(self) -> CloseCode | None:
-        code = access.refusal(self.scope.get("user"))
+    async def refuse_handshake(self, code: CloseCode, reason: str) -> None:
+        """Close a socket whose handshake asked for something invalid (e.g. its query string)."""
+        await self.accept()  # so the client sees our close code, not a bare HTTP 403
+        await self._refuse(code, reason)
+
+    def _refusal(self) -> tuple[CloseCode | None, Grant | None]:
+        """Why this socket may not open, or what it opens with (for later checks)."""
+        user = self.scope.get("user")
+        code = access.refusal(user)
         # The session may have logged out between the handshake and our registering.
         if code is None and _session_ended(self.scope.get("session")):
-            return CloseCode.UNAUTHENTICATED
-        return code
+            return CloseCode.UNAUTHENTICATED, None
+        if code is not None or not self._session_key:
+            return code, None
+        return None, Grant(self._session_key, user.pk, user.get_session_auth_hash())
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Every frame from the client comes here first, instead of `receive()`."""
@@ -105,6 +133,10 @@ class SocketGuard:
     async def session_ended(self) -> None:
         """This socket's session logged out."""
         await self._close(CloseCode.UNAUTHENTICATED)
+
+    async def access_revoked(self, code: CloseCode) -> None:
+        """The periodic check found this socket's access gone (dashboard.revocation)."""
+        await self._refuse(code, "access revoked")
 
     async def _refuse(self, code: CloseCode, reason: str) -> None:
         user = self.scope.get("user")

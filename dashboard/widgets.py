@@ -23,6 +23,10 @@ FEED_LENGTH = 12
 TOP_CAMERAS = 5
 # How much of `violation_image` the page shows (and reads: a row may hold megabytes).
 IMAGE_CHARS = 200
+# Explicit bidi embeddings, overrides and isolates (U+202A-202E, U+2066-2069; "Trojan
+# Source"): shown as their code points, so a path cannot display as another
+# ("cam2/\u202egpj.exe" as "cam2/exe.jpg"). The template isolates the rest in <bdi>.
+_BIDI_CONTROLS = {c: f"[U+{c:04X}]" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,11 @@ def shown_image(image_head: str) -> tuple[str, bool]:
     return image_head, False
 
 
+def visible_bidi_controls(text: str) -> str:
+    """`text` with every explicit bidi control replaced by its code point, as text."""
+    return text.translate(_BIDI_CONTROLS)
+
+
 def _row(model: type[Violation], instance: Violation) -> dict[str, Any]:
     image, cut = shown_image(instance.image_head)
     return {
@@ -77,7 +86,7 @@ def _row(model: type[Violation], instance: Violation) -> dict[str, Any]:
         "camera_id": instance.camera_id,
         "date": instance.violation_date,
         "time": instance.violation_time,
-        "image": image,
+        "image": visible_bidi_controls(image),
         # A cut path is no URL to load; the placeholder shows the cut text instead.
         "thumbnail": None if cut else thumbnail_url(image),
         "created_at": instance.created_at,

@@ -13,6 +13,7 @@ from dashboard.client_messages import (
     MessageTooLarge,
     Resume,
     parse_client_message,
+    since_from_query,
 )
 from dashboard.rate_limit import TokenBucket
 
@@ -136,6 +137,73 @@ def test_any_json_object_parses_only_to_a_valid_resume(fields, since):
 @given(st.one_of(st.none(), st.integers(min_value=0, max_value=MAX_EVENT_ID)))
 def test_every_valid_resume_round_trips(since):
     assert parse_client_message(json.dumps({"type": "resume", "since": since})) == Resume(since)
+
+
+# --- The feed's `?since=N` ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "since"),
+    [
+        (b"", None),
+        (b"other=1", None),
+        (b"since=0", 0),
+        (b"since=42&other=x", 42),
+        (b"since=007", 7),
+        (b"%73ince=5", 5),  # the key percent-encoded is still the key
+        (f"since={MAX_EVENT_ID}".encode(), MAX_EVENT_ID),
+    ],
+)
+def test_since_in_the_query_string_is_an_event_id_in_ascii_digits(query, since):
+    assert since_from_query(query) == since
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "since=²".encode(),  # str.isdigit() says yes, int() raises: the old HTTP 500
+        b"since=%C2%B2",  # the same, percent-encoded
+        b"since=\xb2",  # the same byte as latin-1
+        "since=١٢".encode(),  # Arabic-Indic digits: int() would take them
+        b"since=%D9%A1%D9%A2",
+        "since=\uff11\uff12".encode(),  # fullwidth digits
+        b"since=-1",
+        b"since=+1",
+        b"since=1.0",
+        b"since=%201",
+        b"since=1e3",
+        b"since=0x10",
+        b"since=",
+        b"since",
+        b"since=1&since=2",
+        f"since={MAX_EVENT_ID + 1}".encode(),
+        b"since=" + b"9" * 5000,  # int() would raise on over 4300 digits
+    ],
+)
+def test_anything_else_as_since_is_refused(query):
+    with pytest.raises(InvalidClientMessage, match='"since"'):
+        since_from_query(query)
+
+
+@relaxed
+@given(st.binary(max_size=200) | st.text(max_size=60).map(lambda t: ("since=" + t).encode()))
+def test_any_query_string_gives_an_event_id_none_or_a_refusal(query):
+    try:
+        since = since_from_query(query)
+    except InvalidClientMessage as exc:
+        error = str(exc)
+        assert error.startswith('"since"')
+    else:
+        assert since is None or 0 <= since <= MAX_EVENT_ID
+
+
+def test_a_number_in_a_message_is_ascii_digits_whichever_json_scanner_reads_it(monkeypatch):
+    """json's pure-Python scanner (used where the C one is missing) reads any Unicode digit."""
+    monkeypatch.setattr(json.scanner, "make_scanner", json.scanner.py_make_scanner)
+    assert json.JSONDecoder().decode('{"since": 1\u0662}') == {"since": 12}  # it lets it in
+
+    with pytest.raises(InvalidClientMessage, match="must be JSON"):
+        parse_client_message('{"type": "resume", "since": 1\u0662}')
 
 
 class FakeClock:

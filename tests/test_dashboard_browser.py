@@ -116,6 +116,48 @@ def test_markup_in_row_data_shows_as_text_and_runs_nothing(dashboard, psql):
     expect(page.locator("#feed script")).to_have_count(0)
 
 
+# The x of every visible character of the row's path (logical order), and of each part.
+LAYOUT_OF_ROW = """
+(row) => {
+  const path = row.querySelector(".path");
+  const walker = document.createTreeWalker(path, NodeFilter.SHOW_TEXT);
+  const chars = [];
+  for (let node; (node = walker.nextNode()); ) {
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const box = range.getBoundingClientRect();
+      if (box.width > 0) chars.push(box.left);
+    }
+  }
+  const parts = [...row.children].map((part) => part.getBoundingClientRect().left);
+  return { chars, parts };
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["cam2/\u202egpj.exe", "\u202ecam2/snap.jpg\u202c tail", "cam2/\u202b1 2"],
+    ids=["RLO-spoof", "RLO-then-PDF", "RLE"],
+)
+def test_right_to_left_controls_in_row_text_reorder_nothing_on_screen(dashboard, psql, image):
+    """ "cam2/<U+202E>gpj.exe" would show as "cam2/exe.jpg": the row's text must read in the
+    order it is stored, and the row's parts stay in theirs."""
+    page = dashboard
+    row_id = insert(psql, image=image)
+
+    row = page.locator(f'#feed [data-row-id="{row_id}"]')
+    expect(row).to_be_visible()
+    layout = row.evaluate(LAYOUT_OF_ROW)
+
+    assert layout["chars"] == sorted(layout["chars"]), "the path's characters are reordered"
+    assert layout["parts"] == sorted(layout["parts"]), "the row's parts are reordered"
+    assert "\u202e" not in row.locator(".path").inner_text()
+    assert page_errors(page) == []
+
+
 def test_a_burst_plays_at_most_one_sound_per_type_and_muted_types_stay_silent(dashboard, psql):
     page = dashboard
     page.get_by_role("button", name="Enable sound").click()

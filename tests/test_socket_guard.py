@@ -13,10 +13,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.uri import parse_uri
 
-from dashboard.client_messages import MAX_MESSAGE_BYTES
+from dashboard.client_messages import MAX_MESSAGE_BYTES, InvalidClientMessage, since_from_query
 from dashboard.socket_guard import SocketGuard
 from tests.browser import without_event_loop
 from tests.conftest import grant_dashboard_view
@@ -147,6 +150,89 @@ def test_messages_within_the_allowance_keep_the_socket_open(daphne):
         for _ in range(SocketGuard.message_burst):
             socket.send('{"type": "ping"}')
         assert still_open(socket)
+
+
+# --- The feed's ?since= -------------------------------------------------------------------------
+
+# What a query string may hold: anything a URL can carry (the client percent-encodes what is
+# not ASCII), so also '²', '١٢', '%zz', '+', '&since=' twice.
+query_text = st.text(
+    alphabet=st.characters(
+        exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), exclude_characters="#"
+    ),
+    max_size=30,
+)
+query_strings = st.one_of(
+    query_text.map(lambda value: "since=" + value),
+    st.from_regex(r"since=[0-9]{1,21}", fullmatch=True),
+    st.lists(st.tuples(st.sampled_from(["since", "%73ince", "x", ""]), query_text), max_size=3).map(
+        lambda fields: "&".join(f"{key}={value}" for key, value in fields)
+    ),
+    query_text,
+)
+
+
+def handshake_outcome(daphne, cookie: str, query: str) -> str:
+    """'open', or 'closed <code>', for /ws/violations/?<query> as the viewer holding `cookie`."""
+    try:
+        with connect(
+            f"{daphne.ws_url}/ws/violations/?{query}",
+            origin=daphne.http_url,
+            additional_headers={"Cookie": cookie},
+            open_timeout=10,
+        ) as socket:
+            try:
+                socket.recv(timeout=0.2)  # a refusal arrives at once; a live feed says nothing
+            except TimeoutError:
+                return "open" if still_open(socket) else "closed"
+            except ConnectionClosed as closed:
+                return f"closed {closed.rcvd.code if closed.rcvd else None}"
+            return "open"  # an event arrived: it was accepted
+    except InvalidStatus as refused:
+        return f"http {refused.value.response.status_code}"
+
+
+@pytest.mark.parametrize(
+    ("query", "outcome"),
+    [
+        ("since=²", "closed 4400"),  # str.isdigit() said yes and int() raised: HTTP 500
+        ("since=١٢", "closed 4400"),  # int() would read these as 12
+        ("since=99999999999999999999", "closed 4400"),
+        ("since=-1", "closed 4400"),
+        ("since=0", "open"),
+        ("", "open"),
+    ],
+)
+def test_since_takes_ascii_digits_only_and_anything_else_closes_with_4400(daphne, query, outcome):
+    assert handshake_outcome(daphne, viewer(daphne).cookie_header, query) == outcome
+
+
+@pytest.fixture
+def viewer_cookie(daphne) -> str:
+    return viewer(daphne).cookie_header
+
+
+# One login for all examples (the fixture runs once per test, which is what is wanted).
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(query=query_strings)
+def test_any_handshake_query_string_is_a_socket_or_a_4400_never_a_500(daphne, viewer_cookie, query):
+    """Fuzzed through the real Daphne: every outcome is the parser's verdict, and the server
+    log shows no traceback."""
+    cookie = viewer_cookie
+    sent = parse_uri(f"{daphne.ws_url}/ws/violations/?{query}").resource_name.partition("?")[2]
+    try:
+        since_from_query(sent.encode("ascii"))
+        expected = "open"
+    except InvalidClientMessage:
+        expected = "closed 4400"
+    log_before = len(daphne.log())
+
+    assert handshake_outcome(daphne, cookie, query) == expected, sent
+    new_log = daphne.log()[log_before:]
+    assert "Traceback" not in new_log
+    assert "Exception inside application" not in new_log
 
 
 # --- Logout ----------------------------------------------------------------------------------

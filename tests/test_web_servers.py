@@ -213,6 +213,16 @@ def test_our_close_codes_arrive_and_only_uvicorn_passes_the_reason_on(web, frame
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("since", ["²", "١٢", ""], ids=["superscript-two", "arabic-indic", "empty"])
+def test_a_since_that_is_not_ascii_digits_closes_with_4400_not_a_500(web, since):
+    """`str.isdigit()` took '²' and `int()` then raised: an HTTP 500 with a traceback."""
+    log_before = len(web.log())
+    with viewer(web).open_socket(web.ws_url, f"/ws/violations/?since={since}") as socket:
+        assert next_close(socket)[0] == OurCloseCode.BAD_MESSAGE
+    assert "Traceback" not in web.log()[log_before:]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_message_over_1_mib_ends_the_socket_before_the_application_sees_it(web):
     """The server's own limit, 1 MiB: uvicorn is given Daphne's (its own is 16 MiB, and the
     application would then close with 4413 instead)."""

@@ -14,6 +14,7 @@
     reconnecting: ["↻", "Reconnecting…"],
     stale: ["⚠", "Stale — reconnecting"],
     offline: ["✕", "Offline"],
+    tooMany: ["✕", "Too many dashboards open for this login; retrying in a minute"],
   };
   // The server sends a frame or a heartbeat every few seconds; this long without one (the
   // server says how long) means what the page shows may be out of date.
@@ -33,6 +34,8 @@
   // says 1001 or 1000) is retried here, with full-jitter backoff.
   var RETRIED_BY_EXTENSION = [1006, 1011, 1012, 1013];
   var CLOSE_LOGGED_OUT = [4401, 4403];
+  // 4409: this login already holds its share of sockets; a slot frees when a screen closes.
+  var CLOSE_TOO_MANY = 4409;
 
   function setState(state) {
     // Stale until a new socket opens: reconnect attempts do not make the numbers fresh.
@@ -73,6 +76,11 @@
     var code = event.detail.event.code;
     if (CLOSE_LOGGED_OUT.indexOf(code) >= 0) {
       window.location.assign(dashboard.dataset.loginUrl);
+      return;
+    }
+    if (code === CLOSE_TOO_MANY) {
+      setState("tooMany");
+      window.setTimeout(event.detail.socketWrapper.reconnect, 60000);
       return;
     }
     setState(navigator.onLine === false ? "offline" : "reconnecting");
