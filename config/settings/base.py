@@ -124,6 +124,15 @@ else:
 DASHBOARD_HEARTBEAT_SECONDS = 4.0
 DASHBOARD_STALE_SECONDS = 10.0
 
+# --- Socket caps and revocation (dashboard.socket_caps, dashboard.revocation) --------------
+# Open sockets a login session and a user may hold, counted across web processes in Redis:
+# a browser with a few tabs, and a wall-screen account shared by many screens.
+DASHBOARD_SOCKETS_PER_SESSION = env.int("DASHBOARD_SOCKETS_PER_SESSION", default=20)
+DASHBOARD_SOCKETS_PER_USER = env.int("DASHBOARD_SOCKETS_PER_USER", default=200)
+# How long a crashed process's sockets still count; how often sockets' access is rechecked.
+DASHBOARD_SOCKET_LEASE_SECONDS = env.float("DASHBOARD_SOCKET_LEASE_SECONDS", default=30.0)
+DASHBOARD_ACCESS_CHECK_SECONDS = env.float("DASHBOARD_ACCESS_CHECK_SECONDS", default=5.0)
+
 # --- Auth ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
