@@ -29,7 +29,7 @@ from django.conf import settings
 from dashboard import clock, fragments
 from dashboard.clock import ClockChange, ClockReading, clock_change, read_clock
 from dashboard.heartbeat import heartbeat_due, heartbeat_message, tick_seconds
-from dashboard.stream import LOG_PAGE, EventStream
+from dashboard.stream import EventStream
 from violations import event_log
 from violations.events import encode_event
 
@@ -43,17 +43,25 @@ RESUME_LIMIT = 1000
 # render per tick. Ticks are on one clock for every socket, so sockets in step still wake
 # together and share one render. An event after a quiet spell goes out at once.
 DASHBOARD_TICK = 0.1
+# A feed client catching up is sent the log a page of this many events at a time, each
+# page read only once the client has taken the last (dashboard.flow_control): what a
+# stalled client costs is a page, not its whole backlog.
+FEED_PAGE = 200
+# A feed client resuming further back than this is sent `resync` instead of a replay.
+FEED_RESUME_LIMIT = 10_000
 # The clock task wakes at each minute boundary, and at least this often (seconds), so a
 # wall-clock step (NTP, a resumed VM) reaches the screen within it.
 CLOCK_CHECK = 1.0
 
 
+# `position`: the stream position the client is at once it has the frame (what it will
+# acknowledge), or None for a heartbeat (dashboard.flow_control does not count those).
 class FragmentSocket(Protocol):
-    async def send_fragment(self, html: str) -> None: ...
+    async def send_fragment(self, html: str, position: int | None) -> None: ...
 
 
 class EventSocket(Protocol):
-    async def send_event_text(self, text: str) -> None: ...
+    async def send_event_text(self, text: str, position: int | None) -> None: ...
 
 
 class Plan(Enum):
@@ -228,7 +236,7 @@ class Hub:
                 position, head, status_changed=version != seen_status, moved=moved
             )
             if plan is None:  # only the heartbeat is due
-                await socket.send_fragment(self._pulse("dashboard", position, tick))
+                await socket.send_fragment(self._pulse("dashboard", position, tick), None)
                 sent_tick = tick
                 continue
             events = None
@@ -262,7 +270,7 @@ class Hub:
                 logger.exception("dashboard render failed; retrying")
                 await asyncio.sleep(1)
                 continue
-            await socket.send_fragment(html)
+            await socket.send_fragment(html, head)
             position, seen_status, seen_reading, sent_tick = head, version, reading, self.tick
             next_tick = (loop.time() // self.dashboard_tick + 1) * self.dashboard_tick
 
@@ -283,24 +291,29 @@ class Hub:
             log_head = await database_sync_to_async(event_log.head_seq)()
             position = log_head if since is None else since
             if position > log_head:
-                await socket.send_event_text(resync_message(log_head))
+                await socket.send_event_text(resync_message(log_head), log_head)
                 position = log_head
+        if stream.head - position > FEED_RESUME_LIMIT:
+            # Replaying that much would hold the log's pages for a client that may never
+            # read them: it reloads its state instead, as after a pruned log.
+            position = stream.head
+            await socket.send_event_text(resync_message(position), position)
         while True:
             while stream.head <= position and not heartbeat_due(sent_tick, self.tick):
                 await stream.next_change()
             if stream.head <= position:
                 tick = self.tick
-                await socket.send_event_text(self._pulse("feed", position, tick))
+                await socket.send_event_text(self._pulse("feed", position, tick), None)
                 sent_tick = tick
                 continue
-            upto = min(stream.head, position + LOG_PAGE)
+            upto = min(stream.head, position + FEED_PAGE)
             events = await stream.events_between(position, upto)
             if events is None:
-                await socket.send_event_text(resync_message(stream.head))
+                await socket.send_event_text(resync_message(stream.head), stream.head)
                 position, sent_tick = stream.head, self.tick
                 continue
-            for _, text in events:
-                await socket.send_event_text(text)
+            for event, text in events:  # each waits for the window: paced by the client
+                await socket.send_event_text(text, event["seq"])
             position, sent_tick = upto, self.tick
 
 

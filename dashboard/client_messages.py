@@ -1,9 +1,10 @@
 """What a client may send over a dashboard socket, checked before anything acts on it.
 
 Pure functions, no IO. A message is one WebSocket text frame holding a JSON object with a
-string "type". The one type today:
+string "type". The types:
 
     {"type": "resume", "since": 1234}   # or "since": null — resume after event 1234
+    {"type": "ack", "seq": 1234}        # I have everything the server sent up to 1234
 
 The feed's handshake may say the same in its query string, `?since=1234`
 (`since_from_query`). Every number a client sends, in a message or a query string, is
@@ -41,7 +42,15 @@ class Resume:
     since: int | None
 
 
-ClientMessage = Resume  # a union as more types arrive
+@dataclass(frozen=True)
+class Ack:
+    """The client has received everything sent up to stream position `seq`
+    (dashboard.flow_control: what it no longer holds against the socket's window)."""
+
+    seq: int
+
+
+ClientMessage = Resume | Ack
 
 
 def parse_client_message(frame: str | bytes) -> ClientMessage | None:
@@ -70,7 +79,16 @@ def parse_client_message(frame: str | bytes) -> ClientMessage | None:
         raise InvalidClientMessage('a message needs a string "type"')
     if kind == "resume":
         return Resume(since=_event_id(data))
+    if kind == "ack":
+        return Ack(seq=_acked_seq(data))
     return None
+
+
+def _acked_seq(data: dict[str, Any]) -> int:
+    seq = data.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_EVENT_ID:
+        raise InvalidClientMessage('"ack" needs "seq": an integer from 0 to 2**63-1')
+    return seq
 
 
 def _event_id(data: dict[str, Any]) -> int | None:

@@ -22,4 +22,5 @@ class CloseCode(IntEnum):
     TOO_MANY_SOCKETS = 4409
     MESSAGE_TOO_BIG = 4413  # over dashboard.client_messages.MAX_MESSAGE_BYTES
     TOO_MANY_MESSAGES = 4429  # the client sent more than its allowance
+    TOO_SLOW = 4408  # nothing acknowledged for ACK_TIMEOUT with the window full: resume
     SERVER_ERROR = 4500  # the server could not send what this socket needs (logged); reconnect

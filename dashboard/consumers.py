@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from dashboard.broadcast import hub
 from dashboard.client_messages import InvalidClientMessage, since_from_query
 from dashboard.close_codes import CloseCode
+from dashboard.flow_control import AckTimeout, Window
 from dashboard.socket_guard import SocketGuard
 from violations import event_log
 
@@ -41,9 +42,17 @@ class FrameTooLarge(RuntimeError):
 
 
 class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
-    """A socket whose sending is done by one hub task, started once it knows where to begin."""
+    """A socket whose sending is done by one hub task, started once it knows where to begin.
+
+    What it sends is held against a window (dashboard.flow_control) that the client's acks
+    and resumes open again: a client that stops reading stops costing memory.
+    """
 
     follow_task: asyncio.Task | None = None
+
+    async def websocket_connect(self, message: dict) -> None:
+        self.window = Window()
+        await super().websocket_connect(message)
 
     def follow(self, since: int | None) -> asyncio.Task:
         """Start the hub task that sends this socket everything after `since`."""
@@ -63,6 +72,15 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
         the client reconnects and resumes."""
         if task.cancelled() or task.exception() is None:
             return
+        if isinstance(task.exception(), AckTimeout):
+            logger.warning(
+                "closing a %s socket with %d: %s",
+                type(self).__name__,
+                CloseCode.TOO_SLOW,
+                task.exception(),
+            )
+            self._closing_task = asyncio.ensure_future(self.close(code=CloseCode.TOO_SLOW))
+            return
         logger.error(
             "closing a %s socket with %d: its sending task failed",
             type(self).__name__,
@@ -71,16 +89,27 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
         )
         self._closing_task = asyncio.ensure_future(self.close(code=CloseCode.SERVER_ERROR))
 
-    async def send_frame(self, text: str) -> None:
-        """Send one text frame, refusing (FrameTooLarge) one the server would drop."""
+    async def send_frame(self, text: str, position: int | None) -> None:
+        """Send one text frame once the window has room, refusing (FrameTooLarge) one the
+        server would drop. `position`: where the client is once it has this frame; None
+        for a heartbeat, which the window does not count (it is small and comes at most
+        every few seconds, and a client that reads nothing answers no pings either)."""
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > MAX_FRAME_BYTES:
             raise FrameTooLarge(f"a frame of {size} bytes is over {MAX_FRAME_BYTES}")
+        if position is not None:
+            await self.window.wait_for_room()
         await self.send(text_data=text)
+        if position is not None:
+            self.window.sent(position, size)
 
     async def handle_resume(self, since: int | None) -> None:
         """A valid resume message (SocketGuard has parsed and checked it)."""
+        self.window.reset()  # it says where the client is: nothing earlier is in flight
         await self.start_following(since)
+
+    def handle_ack(self, seq: int) -> None:
+        self.window.acknowledged(seq)
 
     async def disconnect(self, code: int) -> None:
         if self.follow_task is not None:
@@ -114,8 +143,8 @@ class DashboardConsumer(FollowingConsumer):
     def follow(self, since: int | None) -> asyncio.Task:
         return hub.follow_dashboard(self, since)
 
-    async def send_fragment(self, html: str) -> None:
-        await self.send_frame(html)
+    async def send_fragment(self, html: str, position: int | None) -> None:
+        await self.send_frame(html, position)
 
 
 class ViolationFeedConsumer(FollowingConsumer):
@@ -146,5 +175,5 @@ class ViolationFeedConsumer(FollowingConsumer):
     def follow(self, since: int | None) -> asyncio.Task:
         return hub.follow_feed(self, since)
 
-    async def send_event_text(self, text: str) -> None:
-        await self.send_frame(text)
+    async def send_event_text(self, text: str, position: int | None) -> None:
+        await self.send_frame(text, position)

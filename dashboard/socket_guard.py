@@ -29,6 +29,7 @@ from django.http import HttpRequest
 
 from dashboard import access
 from dashboard.client_messages import (
+    Ack,
     InvalidClientMessage,
     MessageTooLarge,
     Resume,
@@ -53,9 +54,14 @@ class SocketGuard:
     # A page sends one "resume" per (re)connect; ten at once or one a second is generous.
     message_burst = 10
     messages_per_second = 1.0
+    # Acks have an allowance of their own: a feed client at thousands of events a second
+    # acks several times a second to keep its window open (dashboard.flow_control).
+    ack_burst = 20
+    acks_per_second = 10.0
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self._allowance = TokenBucket(self.message_burst, self.messages_per_second)
+        self._ack_allowance = TokenBucket(self.ack_burst, self.acks_per_second)
         self._closing = False
         session = self.scope.get("session")
         self._session_key = session.session_key if session is not None else None
@@ -110,25 +116,31 @@ class SocketGuard:
         """Every frame from the client comes here first, instead of `receive()`."""
         if self._closing:
             return  # frames already in flight when we decided to close
-        if not self._allowance.take():
-            await self._refuse(CloseCode.TOO_MANY_MESSAGES, "too many messages")
-            return
         frame = message["text"] if message.get("text") is not None else message.get("bytes", b"")
         try:
-            parsed = parse_client_message(frame)
+            parsed = parse_client_message(frame)  # at most 1 kB: cheap before the allowance
         except MessageTooLarge as exc:
             await self._refuse(CloseCode.MESSAGE_TOO_BIG, str(exc))
         except InvalidClientMessage as exc:
             await self._refuse(CloseCode.BAD_MESSAGE, str(exc))
         else:
-            if isinstance(parsed, Resume):
+            allowance = self._ack_allowance if isinstance(parsed, Ack) else self._allowance
+            if not allowance.take():
+                await self._refuse(CloseCode.TOO_MANY_MESSAGES, "too many messages")
+            elif isinstance(parsed, Resume):
                 await self.handle_resume(parsed.since)
+            elif isinstance(parsed, Ack):
+                self.handle_ack(parsed.seq)
 
     async def handle_resume(self, since: int | None) -> None:
         """The client asks for what happened after event `since` (None: everything current).
 
         A no-op here; consumers that can replay events override it.
         """
+
+    def handle_ack(self, seq: int) -> None:
+        """The client has everything sent up to `seq`; a no-op for consumers that do not
+        stream (dashboard.flow_control)."""
 
     async def session_ended(self) -> None:
         """This socket's session logged out."""

@@ -8,6 +8,7 @@ every event exactly once, in `seq` order.
 import json
 import math
 import os
+import queue
 import re
 import subprocess
 import threading
@@ -29,6 +30,55 @@ INSERT = (
 )
 
 
+# How often a test client acknowledges what it received (dashboard.flow_control).
+ACK_INTERVAL = 0.1
+POSITION = re.compile(r'id="stream-position"[^>]*data-seq="(\d+)"')
+
+
+class AckingDashboard:
+    """A `/ws/dashboard/` socket read on a thread that acknowledges each frame's position,
+    as the page does, so the server's window never pauses it however long a test waits
+    before reading. `recv(timeout)` returns the frames in order; `send` sends."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self._frames: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        acked_at, held, acked = 0.0, None, None
+        try:
+            while True:
+                try:
+                    frame = self.socket.recv(timeout=ACK_INTERVAL)
+                except TimeoutError:
+                    frame = None
+                if frame is not None:
+                    self._frames.put(frame)
+                    position = POSITION.search(frame)
+                    held = int(position[1]) if position else held
+                # Ten acks a second at most, and the last one always: a window the client
+                # leaves full would pause the socket for good.
+                if held != acked and time.monotonic() - acked_at >= ACK_INTERVAL:
+                    acked_at, acked = time.monotonic(), held
+                    self.socket.send(json.dumps({"type": "ack", "seq": held}))
+        except BaseException as exc:  # the socket closed: the next recv raises it
+            self._frames.put(exc)
+
+    def send(self, text: str) -> None:
+        self.socket.send(text)
+
+    def recv(self, timeout: float | None = None) -> str:
+        try:
+            item = self._frames.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no frame within {timeout} s") from None
+        if isinstance(item, BaseException):
+            self._frames.put(item)
+            raise item
+        return item
+
+
 class ResumingFeed:
     """A `/ws/violations/` client that, when its socket drops, reconnects with
     `?since=<last seq it received>`, as a well-behaved programmatic client does."""
@@ -38,6 +88,7 @@ class ResumingFeed:
         self.events: list[dict] = []
         self.last_seq = since  # None: live from the moment of connecting
         self.reconnects = 0
+        self._acked_at, self._acked_seq = 0.0, since
         self.socket: ClientConnection | None = None
         self._sockets = ExitStack()
         self._connect()
@@ -70,19 +121,34 @@ class ResumingFeed:
                     f"after {timeout} s: {len(self.events)} events, last seq {self.last_seq}"
                 )
             try:
-                message = json.loads(self.socket.recv(timeout=min(remaining, 1)))
+                message = json.loads(self.socket.recv(timeout=min(remaining, ACK_INTERVAL)))
             except TimeoutError:
+                self._acknowledge()  # the last events, once the interval allows
                 continue
             except (ConnectionClosed, OSError):
                 self._reconnect(deadline)
                 continue
             if message.get("type") == "heartbeat":
+                self._acknowledge(force=True)
                 continue  # proof of life, not an event
             if message.get("type") == "resync":
                 raise AssertionError(f"told to resync: {message}")
             self.events.append(message)
             self.last_seq = message["seq"]
+            self._acknowledge()
         return self.events
+
+    def _acknowledge(self, *, force: bool = False) -> None:
+        """Tell the server what it may stop holding against this socket's window, ten
+        times a second at most (its allowance for acks)."""
+        now = time.monotonic()
+        if self.last_seq is None or (self.last_seq == self._acked_seq and not force):
+            return
+        if now - self._acked_at < ACK_INTERVAL:
+            return
+        self._acked_at, self._acked_seq = now, self.last_seq
+        with suppress(ConnectionClosed, OSError):  # the next recv reconnects
+            self.socket.send(json.dumps({"type": "ack", "seq": self.last_seq}))
 
     def _reconnect(self, deadline: float) -> None:
         self.reconnects += 1

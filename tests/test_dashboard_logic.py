@@ -97,11 +97,11 @@ class RecordingSocket:
         self.received: list[str] = []
         self.arrived = arrived
 
-    async def send_fragment(self, html: str) -> None:
+    async def send_fragment(self, html: str, position: int | None = None) -> None:
         self.received.append(html)
         self.arrived.set()
 
-    async def send_event_text(self, text: str) -> None:
+    async def send_event_text(self, text: str, position: int | None = None) -> None:
         self.received.append(text)
         self.arrived.set()
 
@@ -109,7 +109,7 @@ class RecordingSocket:
 class StalledSocket:
     """A client that never takes anything: its send never returns."""
 
-    async def send_fragment(self, html: str) -> None:
+    async def send_fragment(self, html: str, position: int | None = None) -> None:
         await asyncio.Event().wait()
 
 
@@ -292,9 +292,9 @@ class TimedSocket(RecordingSocket):
         super().__init__(arrived)
         self.times: list[float] = []
 
-    async def send_fragment(self, html: str) -> None:
+    async def send_fragment(self, html: str, position: int | None = None) -> None:
         self.times.append(asyncio.get_running_loop().time())
-        await super().send_fragment(html)
+        await super().send_fragment(html, position)
 
 
 async def publish(event: dict) -> None:

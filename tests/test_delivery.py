@@ -7,6 +7,8 @@ import re
 import secrets
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -16,6 +18,7 @@ from websockets.sync.client import connect
 from devstack.redis import LocalRedis
 from tests.delivery import (
     INSERT,
+    AckingDashboard,
     Producer,
     ResumingFeed,
     assert_exactly_once_in_order,
@@ -203,17 +206,18 @@ def dashboard_count(socket, table: str, expected: int, *, timeout: float) -> int
     return shown
 
 
-def open_dashboard_socket(server: Daphne, cookie: str):
-    return connect(
+@contextmanager
+def open_dashboard_socket(server: Daphne, cookie: str) -> Iterator[AckingDashboard]:
+    """A dashboard socket that reads and acknowledges as the page does, whenever the test
+    gets round to looking at its frames."""
+    with connect(
         server.ws_url + "/ws/dashboard/",
         origin=server.http_url,
         additional_headers={"Cookie": cookie},
         open_timeout=5,
-        # Read only at the end: frames queue up meanwhile, and the client keeps answering
-        # Daphne's pings (a bounded queue would stop it reading, and Daphne would hang up).
         ping_interval=None,
-        max_queue=None,
-    )
+    ) as socket:
+        yield AckingDashboard(socket)
 
 
 @pytest.mark.usefixtures("listener")

@@ -111,7 +111,7 @@ class _SendsOneFrame(FollowingConsumer):
         await self.start_following(None)
 
     def follow(self, since):
-        return asyncio.ensure_future(self.send_frame("x" * self.size))
+        return asyncio.ensure_future(self.send_frame("x" * self.size, 1))
 
 
 def test_a_frame_the_server_would_drop_closes_the_socket_with_4500_and_a_log_line(caplog):

@@ -89,8 +89,19 @@
       retries += 1;
     }
   });
+  // Acknowledge what the page holds, at most once a second: the server holds what it sent
+  // against a window (512 KiB) and pauses a socket whose page stops taking frames.
+  var ACK_EVERY_MS = 1000;
+  var ackTimer = null;
+  function acknowledge() {
+    ackTimer = null;
+    var seq = document.getElementById("stream-position").dataset.seq;
+    if (!socketWrapper || seq === "" || !socket || socket.readyState !== WebSocket.OPEN) return;
+    socketWrapper.send(JSON.stringify({ type: "ack", seq: Number(seq) }));
+  }
   dashboard.addEventListener("htmx:wsAfterMessage", function () {
     lastFrameAt = Date.now();
+    if (ackTimer === null) ackTimer = window.setTimeout(acknowledge, ACK_EVERY_MS);
   });
 
   // A server that stops answering without closing the socket (a frozen process, a
