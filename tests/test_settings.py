@@ -6,6 +6,7 @@ setting that only works because the suite set something cannot pass here.
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 
@@ -174,3 +175,29 @@ def test_hsts_preload_is_opt_in():
         production_env(DJANGO_SECURE_HSTS_PRELOAD="on"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_quick_start_writes_a_fresh_key_and_never_overwrites(tmp_path):
+    """README's `python3 scripts/new_env.py` (make env): .env is .env.example with a new
+    random key, which production settings accept for a real host name."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(PROJECT_ROOT / "scripts" / "new_env.py", tmp_path / "scripts")
+    shutil.copy2(PROJECT_ROOT / ".env.example", tmp_path)
+    script = [str(tmp_path / "scripts" / "new_env.py")]
+    clean_env = {"PATH": os.environ["PATH"]}
+
+    assert run(script, clean_env).returncode == 0
+    written = (tmp_path / ".env").read_text()
+    key = next(line for line in written.splitlines() if line.startswith("DJANGO_SECRET_KEY="))
+    key = key.partition("=")[2]
+    assert key != ENV_EXAMPLE_KEY
+    assert len(key) >= 50
+    assert written.replace(key, ENV_EXAMPLE_KEY) == (tmp_path / ".env.example").read_text()
+
+    again = run(script, clean_env)
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
+    assert (tmp_path / ".env").read_text() == written
+
+    env = production_env(DJANGO_SECRET_KEY=key, DJANGO_ALLOWED_HOSTS="dashboard.example.com")
+    assert setting("SECRET_KEY", env) == key
