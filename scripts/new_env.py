@@ -4,8 +4,8 @@ DJANGO_SECRET_KEY in place of the example's placeholder, so no two stacks share 
     python3 scripts/new_env.py        # or: make env
 
 Refuses to overwrite an existing `.env` (its key signs the sessions of everyone logged in).
-The cookiecutter template runs it for each generated project. Standard library only: it
-runs before any virtualenv exists, and on cookiecutter's Python.
+Generating a project from the template runs it too. Standard library only: it runs
+before any virtualenv exists, and on the template tool's Python.
 """
 
 from __future__ import annotations
