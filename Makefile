@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run demo test lint format psql lock clean screenshots soak audit bench
+.PHONY: install run demo test lint format psql lock clean screenshots soak audit bench env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench: install  ## Ours vs the public recipe's design: docs/benchmarks.md (BENCH
 
 psql: install  ## psql on the database in use (DATABASE_URL, or make run's embedded one)
 	@$(BIN)/python -m devstack.psql
+
+env:  ## .env for docker compose from .env.example, with a fresh random DJANGO_SECRET_KEY
+	$(PYTHON) scripts/new_env.py
 
 lock: install  ## Re-pin constraints.txt from the current .venv
 	{ head -n 2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.tmp

@@ -11,17 +11,22 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
+from dashboard.origins import ExactOriginValidator  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Origin must match ALLOWED_HOSTS: a page on another site cannot open a socket
-        # with our user's cookies (cross-site WebSocket hijacking).
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Origin must be this page's own (scheme, host in ALLOWED_HOSTS, port) or in
+        # CSRF_TRUSTED_ORIGINS: no other page can open a socket with our user's cookies.
+        "websocket": ExactOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if settings.FORWARDED_ALLOW_IPS:
+    # The same for Daphne and uvicorn (both started without their own proxy handling):
+    # X-Forwarded-For/-Proto are believed only from these peers, never from a client.
+    application = ProxyHeadersMiddleware(application, trusted_hosts=settings.FORWARDED_ALLOW_IPS)

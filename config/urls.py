@@ -3,11 +3,12 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
+from config.accounts import account_urls
 from dashboard.views import healthz
 
 urlpatterns = [
     path("", include("dashboard.urls")),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(account_urls())),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
 ]

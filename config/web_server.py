@@ -15,13 +15,14 @@ dashboard depends on it:
   the application sees it, as in Daphne; uvicorn's own limit is 16 MiB.
 - `--ws-ping-interval 20 --ws-ping-timeout 30`: Daphne's keepalive, which keeps a quiet
   dashboard's socket open through a proxy's idle timeout (docs/forking.md).
-- `--no-proxy-headers`: the client address is the TCP peer's, as with Daphne without
-  `--proxy-headers`. By default uvicorn would trust X-Forwarded-For from 127.0.0.1, and
-  login throttling counts failures per address (SECURITY.md). Behind a reverse proxy
-  (docs/forking.md), `proxy_headers=True` (`--proxy-headers` here) turns them on for
-  either server: Daphne then takes the address from X-Forwarded-For whoever sent it,
-  uvicorn only from a peer in FORWARDED_ALLOW_IPS (uvicorn's own variable; default
-  127.0.0.1, a proxy on the same host), and also sets the scheme from X-Forwarded-Proto.
+- `--no-proxy-headers`, and Daphne without `--proxy-headers`: neither server reads
+  X-Forwarded-For itself. Daphne's flag would believe it from any peer, and login
+  throttling counts failures per address (SECURITY.md). The application does it instead
+  (config/asgi.py, uvicorn's ProxyHeadersMiddleware), under both servers alike: only from
+  a peer listed in FORWARDED_ALLOW_IPS, which is empty unless set. Behind a reverse proxy
+  on the same host, `--proxy-headers` here is short for FORWARDED_ALLOW_IPS=127.0.0.1
+  (when it is not set already): the proxy's X-Forwarded-For gives the client's address,
+  its X-Forwarded-Proto the scheme.
 - `--lifespan off`: Channels' router has no application for the lifespan protocol.
 
 Its event loop is uvloop, which uvicorn picks by itself where it is installed
@@ -41,6 +42,9 @@ from collections.abc import Mapping, Sequence
 ENV_VARIABLE = "WEB_SERVER"
 WEB_SERVERS = ("daphne", "uvicorn")
 DEFAULT_WEB_SERVER = "daphne"
+# Read by config.settings (FORWARDED_ALLOW_IPS); `--proxy-headers` defaults it to a proxy here.
+PROXIES_VARIABLE = "FORWARDED_ALLOW_IPS"
+LOCAL_PROXY = "127.0.0.1"
 APPLICATION = "config.asgi:application"
 
 # Daphne's defaults, which uvicorn is given explicitly (see the module docstring).
@@ -70,14 +74,11 @@ def server_argv(
     host: str,
     port: int,
     application: str = APPLICATION,
-    *,
-    proxy_headers: bool = False,
 ) -> list[str]:
-    """Arguments for `python` that serve `application` on host:port with `server`;
-    `proxy_headers` behind a reverse proxy (see the module docstring)."""
+    """Arguments for `python` that serve `application` on host:port with `server`, without
+    the server's own proxy-header handling (the application's applies to both)."""
     if server == "daphne":
-        proxy = ["--proxy-headers"] if proxy_headers else []
-        return ["-m", "daphne", "-b", host, "-p", str(port), *proxy, application]
+        return ["-m", "daphne", "-b", host, "-p", str(port), application]
     if server == "uvicorn":
         return [
             *("-m", "uvicorn", "--host", host, "--port", str(port)),
@@ -85,7 +86,7 @@ def server_argv(
             *("--ws-max-size", str(MAX_MESSAGE_BYTES)),
             *("--ws-ping-interval", str(PING_INTERVAL_S)),
             *("--ws-ping-timeout", str(PING_TIMEOUT_S)),
-            "--proxy-headers" if proxy_headers else "--no-proxy-headers",
+            "--no-proxy-headers",
             *("--lifespan", "off"),
             application,
         ]
@@ -103,16 +104,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     parser.add_argument(
         "--proxy-headers",
         action="store_true",
-        help="behind a reverse proxy: the client address from X-Forwarded-For",
+        help="behind a reverse proxy on this host: believe its X-Forwarded-For "
+        f"(FORWARDED_ALLOW_IPS={LOCAL_PROXY} unless set)",
     )
     args = parser.parse_args(argv)
     try:
         server = chosen_web_server(environ)
     except UnknownWebServer as error:
         parser.exit(2, f"{parser.prog}: {error}\n")
+    child_env = dict(environ)
+    if args.proxy_headers and not child_env.get(PROXIES_VARIABLE, "").strip():
+        child_env[PROXIES_VARIABLE] = LOCAL_PROXY
     # exec, not a child: the server keeps this pid, so a container's stop signal reaches it.
-    argv = server_argv(server, args.host, args.port, proxy_headers=args.proxy_headers)
-    os.execv(sys.executable, [sys.executable, *argv])  # noqa: S606
+    argv = server_argv(server, args.host, args.port)
+    os.execve(sys.executable, [sys.executable, *argv], child_env)  # noqa: S606
 
 
 if __name__ == "__main__":

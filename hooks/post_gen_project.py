@@ -15,6 +15,7 @@ import fnmatch
 import html
 import json
 import re
+import runpy
 import sys
 from pathlib import Path
 
@@ -222,11 +223,21 @@ def remove_demo(project: Path) -> None:
     readme.write_text(DEMO_ONLY_BLOCK.sub("", readme.read_text(encoding="utf-8")), "utf-8")
 
 
+def write_env(project: Path) -> None:
+    """.env with a key of this project's own (scripts/new_env.py), so that `docker compose
+    up` never runs on the placeholder .env.example ships."""
+    script = project / "scripts" / "new_env.py"
+    if not script.is_file():
+        raise TemplateError("scripts/new_env.py not found")
+    runpy.run_path(str(script))["write_env"](project)
+
+
 def main() -> int:
     # cookiecutter renders this file with Jinja before running it: this is the only tag.
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
     try:
         apply_answers(Path.cwd(), answers)
+        write_env(Path.cwd())
     except TemplateError as error:
         print(f"The template is out of date with the project: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
     page,
     playwright_instance,
 )
-from tests.processes import PROJECT_ROOT, Daphne, Listener, Uvicorn
+from tests.processes import PROJECT_ROOT, WEB_SERVERS, Daphne, Listener, Uvicorn, WebServer
 
 
 def with_database(url: str, name: str) -> str:
@@ -132,6 +132,31 @@ def daphne(stack_env, logs) -> Iterator[Daphne]:
 def uvicorn(stack_env, logs) -> Iterator[Uvicorn]:
     """The same application under uvicorn (WEB_SERVER=uvicorn), beside the session's Daphne."""
     server = Uvicorn(stack_env, logs / "uvicorn.log").start()
+    yield server
+    server.stop()
+
+
+# A deployment behind a reverse proxy, with a wall screen, an https site trusted to open
+# sockets and email for password resets (README, Configuration), for `configured_web`.
+# Loopback answers on all of 127.0.0.0/8, so each party connects from an address of its own.
+PROXY_ADDRESS = "127.0.0.2"
+SCREEN_ADDRESS = "127.0.0.3"
+TRUSTED_ORIGIN = "https://wall.example.org:8443"
+LOGIN_COOLOFF_S = 3
+CONFIGURED_ENV = {
+    "FORWARDED_ALLOW_IPS": PROXY_ADDRESS,
+    "DJANGO_LOGIN_NEVER_LOCKOUT_IPS": SCREEN_ADDRESS,
+    "DJANGO_LOGIN_COOLOFF_SECONDS": str(LOGIN_COOLOFF_S),
+    "DJANGO_CSRF_TRUSTED_ORIGINS": TRUSTED_ORIGIN,
+    "EMAIL_URL": "consolemail://",
+}
+
+
+@pytest.fixture(scope="session", params=["daphne", "uvicorn"])
+def configured_web(request, stack_env, logs) -> Iterator[WebServer]:
+    """Each server in turn, started as `CONFIGURED_ENV` configures a deployment."""
+    env = stack_env | CONFIGURED_ENV | {"WEB_SERVER": request.param}
+    server = WEB_SERVERS[request.param](env, logs / f"{request.param}-configured.log").start()
     yield server
     server.stop()
 

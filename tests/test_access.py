@@ -10,6 +10,8 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from dashboard.access import VIEWERS_GROUP
+from devstack.ports import wait_until
+from tests.conftest import LOGIN_COOLOFF_S, SCREEN_ADDRESS
 from tests.web_client import WebClient, close_code, still_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,3 +123,88 @@ def test_repeated_bad_logins_lock_out_even_the_right_password(daphne):
     call_command("axes_reset_username", "officer-on-duty", verbosity=0)
     assert client.log_in("officer-on-duty", PASSWORD).status == 302
     assert "sessionid" in client.cookie_values
+
+
+def fail_until_locked(client: WebClient, username: str) -> None:
+    """Log in as `username` with wrong passwords until the lockout answers (429)."""
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert client.log_in(username, "wrong-password").status == 200
+    assert client.log_in(username, "wrong-password").status == 429
+
+
+def test_failures_from_one_address_do_not_lock_the_wall_screen_out_at_another(configured_web):
+    """Five wrong passwords for the wall screen's account from address A (a stranger) lock
+    that pair only: the screen, at address B, logs in."""
+    make_user("wall-screen")
+    stranger = WebClient(configured_web.http_url, source_address="127.0.0.1")
+    fail_until_locked(stranger, "wall-screen")
+    assert stranger.log_in("wall-screen", PASSWORD).status == 429
+
+    screen = WebClient(configured_web.http_url, source_address="127.0.0.4")
+    assert screen.log_in("wall-screen", PASSWORD).status == 302
+
+
+def test_a_wall_screens_own_address_is_never_locked_out(configured_web):
+    """DJANGO_LOGIN_NEVER_LOCKOUT_IPS (here 127.0.0.3): a stranger behind the same address
+    (a NAT, a guest network) failing as the screen's user cannot keep it logged out."""
+    make_user("wall-screen")
+    stranger = WebClient(configured_web.http_url, source_address=SCREEN_ADDRESS)
+    for _ in range(settings.AXES_FAILURE_LIMIT * 2):
+        refused = stranger.log_in("wall-screen", "wrong-password")
+        assert refused.status == 200, refused.text
+        assert "didn't match" in refused.text
+
+    screen = WebClient(configured_web.http_url, source_address=SCREEN_ADDRESS)
+    assert screen.log_in("wall-screen", PASSWORD).status == 302
+
+
+def test_the_right_password_works_again_after_the_cooloff(configured_web):
+    """DJANGO_LOGIN_COOLOFF_SECONDS (here 3 s; 15 minutes by default) after the last failure
+    the pair is free again, and attempts during the lock do not restart it."""
+    make_user("wall-screen")
+    client = WebClient(configured_web.http_url, source_address="127.0.0.1")
+    fail_until_locked(client, "wall-screen")
+    assert client.log_in("wall-screen", PASSWORD).status == 429
+
+    def logged_in_again() -> bool:
+        return client.log_in("wall-screen", PASSWORD).status == 302
+
+    wait_until(logged_in_again, timeout=LOGIN_COOLOFF_S + 10, what="a login after the cool-off")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/accounts/password_reset/", "/accounts/password_reset/done/", "/accounts/reset/done/"],
+)
+def test_without_email_there_is_no_password_reset(daphne, path):
+    """No anonymous page promises mail that cannot be sent (a reset for a real address
+    used to end in a logged traceback)."""
+    assert WebClient(daphne.http_url).get(path).status == 404
+
+
+@pytest.mark.parametrize("path", ["/accounts/password_change/", "/accounts/password_change/done/"])
+def test_changing_a_password_needs_a_login(daphne, path):
+    response = WebClient(daphne.http_url).get(path)
+    assert (response.status, response.location) == (302, f"/accounts/login/?next={path}")
+
+    make_user("officer")
+    assert logged_in(daphne, "officer").get(path).status == 200
+
+
+def test_with_email_password_reset_is_throttled(configured_web):
+    """EMAIL_URL set (here consolemail://): the reset form is there, each client address may
+    ask for PASSWORD_RESET_LIMIT_PER_HOUR links an hour, then 429; nothing logs an error."""
+    make_user("officer", email="officer@example.com")
+    log_start = len(configured_web.log(since_start=True))
+    client = WebClient(configured_web.http_url, source_address="127.0.0.5")
+    for _ in range(settings.PASSWORD_RESET_LIMIT_PER_HOUR):
+        sent = client.post_form("/accounts/password_reset/", {"email": "officer@example.com"})
+        assert (sent.status, sent.location) == (302, "/accounts/password_reset/done/")
+
+    too_many = client.post_form("/accounts/password_reset/", {"email": "someone@example.com"})
+    assert too_many.status == 429
+    assert "Too many password reset requests" in too_many.text
+    log = configured_web.log(since_start=True)[log_start:]
+    assert "officer@example.com" in log  # the console backend "sent" it
+    assert "ERROR" not in log
+    assert "Traceback" not in log

@@ -13,6 +13,7 @@ import http.cookies
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import urllib.error
@@ -449,12 +450,14 @@ def test_the_web_healthcheck_passes_while_web_is_up_and_fails_when_it_is_not(
 
 
 def test_the_web_healthcheck_works_behind_a_tls_proxy_too(compose, service_env, migrated, tmp_path):
-    """With production's https redirect on and only the public host allowed."""
+    """With production's https redirect on and only the public host allowed (and a key of
+    its own: .env.example's placeholder is refused for a public host)."""
     port = free_port()
     argv = translate_argv(command_argv(compose["services"]["web"]["command"]), 8000, port)
     env = service_env("web") | {
         "DJANGO_SECURE_SSL_REDIRECT": "True",
         "DJANGO_ALLOWED_HOSTS": "dashboard.example.com",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     }
     listening = ComposeService(argv, env, tmp_path / "web.log", lambda _: port_open(port)).start()
     try:

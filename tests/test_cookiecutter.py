@@ -241,7 +241,8 @@ def test_the_default_project_is_the_repository_without_the_template_machinery(de
     expected = [
         name for name in clone_files() if name not in MACHINERY and not name.startswith("hooks/")
     ]
-    assert project_files(default_project) == expected
+    # ... and .env, with a key of its own (test_each_project_gets_a_secret_key_of_its_own).
+    assert project_files(default_project) == sorted([*expected, ".env"])
     assert leftovers(default_project) == []
     # Byte for byte the root's files, but for the template's own lines and README block.
     differing = [
@@ -251,6 +252,29 @@ def test_the_default_project_is_the_repository_without_the_template_machinery(de
     ]
     assert differing == ["README.md", "constraints.txt", "pyproject.toml"]
     assert os.access(default_project / "manage.py", os.X_OK)
+
+
+def env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_each_project_gets_a_secret_key_of_its_own(default_project, custom_project):
+    """Generation writes .env from .env.example with a fresh random key: no generated
+    stack runs on the shipped placeholder, and no two share a key."""
+    example = env_file(default_project / ".env.example")
+    keys = []
+    for project in (default_project, custom_project):
+        env = env_file(project / ".env")
+        assert env.keys() == example.keys()
+        assert {k: v for k, v in env.items() if k != "DJANGO_SECRET_KEY"} == {
+            k: v for k, v in example.items() if k != "DJANGO_SECRET_KEY"
+        }
+        keys.append(env["DJANGO_SECRET_KEY"])
+        assert oct((project / ".env").stat().st_mode & 0o777) == "0o600"
+    assert example["DJANGO_SECRET_KEY"] not in keys
+    assert len(set(keys)) == 2
+    assert all(len(key) >= 50 for key in keys)
 
 
 def test_the_default_readme_keeps_the_project_and_loses_the_template_section(default_project):

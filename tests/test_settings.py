@@ -6,6 +6,7 @@ setting that only works because the suite set something cannot pass here.
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 
@@ -14,6 +15,18 @@ import pytest
 from tests.processes import PROJECT_ROOT
 
 PRODUCTION = "config.settings.production"
+PLACEHOLDER = "DJANGO_SECRET_KEY is a placeholder"
+
+
+def env_example_value(name: str) -> str:
+    """`name`'s value in .env.example, the file the compose quick start starts from."""
+    for line in (PROJECT_ROOT / ".env.example").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.partition("=")[2]
+    raise AssertionError(f"{name} is not in .env.example")
+
+
+ENV_EXAMPLE_KEY = env_example_value("DJANGO_SECRET_KEY")
 
 
 def production_env(**overrides: str | None) -> dict[str, str]:
@@ -88,8 +101,27 @@ def test_debug_is_off_unless_asked_for():
         ({"DJANGO_ALLOWED_HOSTS": None}, "DJANGO_ALLOWED_HOSTS must be set"),
         ({"DJANGO_ALLOWED_HOSTS": ""}, "DJANGO_ALLOWED_HOSTS must be set"),
         ({"DJANGO_ALLOWED_HOSTS": "dashboard.example.com,*"}, "'*' would accept any WebSocket"),
+        ({"DJANGO_SECRET_KEY": ENV_EXAMPLE_KEY}, PLACEHOLDER),
+        ({"DJANGO_SECRET_KEY": "change-me"}, PLACEHOLDER),
+        ({"DJANGO_SECRET_KEY": "Placeholder-" + "x" * 50}, PLACEHOLDER),
+        ({"DJANGO_SECRET_KEY": "an-insecure-key-" + "x" * 50}, PLACEHOLDER),
+        (
+            {"DJANGO_SECRET_KEY": ENV_EXAMPLE_KEY, "DJANGO_ALLOWED_HOSTS": "localhost,10.0.0.5"},
+            PLACEHOLDER,
+        ),
+        ({"DJANGO_ALLOWED_HOSTS": "dashboard.example.com,.com"}, "'.com' is a whole top-level"),
+        ({"DJANGO_ALLOWED_HOSTS": "."}, "'.' is a whole top-level"),
+        ({"DJANGO_ALLOWED_HOSTS": ".org."}, "'.org.' is a whole top-level"),
+        ({"DJANGO_CSRF_TRUSTED_ORIGINS": "https://*.com"}, "trusts a whole top-level domain"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.1,*"}, "FORWARDED_ALLOW_IPS must name the proxies"),
     ],
-    ids=["no-key", "blank-key", "dev-key", "no-hosts", "empty-hosts", "wildcard-host"],
+    ids=[
+        *("no-key", "blank-key", "dev-key", "no-hosts", "empty-hosts", "wildcard-host"),
+        *("env-example-key", "change-me-key", "placeholder-key", "insecure-key"),
+        "env-example-key-on-a-lan-address",
+        *("tld-host", "dot-host", "tld-host-with-trailing-dot", "tld-trusted-origin"),
+        "any-proxy",
+    ],
 )
 def test_the_server_refuses_to_start_without_a_real_key_and_hosts(overrides, message):
     # Daphne, as a deployment starts it: config.asgi defaults to production settings.
@@ -119,3 +151,53 @@ def test_health_checks_over_plain_http_are_not_redirected_to_https():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "301"]
+
+
+@pytest.mark.parametrize("hosts", ["localhost,127.0.0.1", "localhost", "127.0.0.1,[::1]"])
+def test_a_placeholder_key_is_tolerated_while_only_this_machine_is_served(hosts):
+    """`docker compose up` from .env.example, published on 127.0.0.1 only, still starts."""
+    env = production_env(DJANGO_SECRET_KEY=ENV_EXAMPLE_KEY, DJANGO_ALLOWED_HOSTS=hosts)
+    assert setting("SECRET_KEY", env) == ENV_EXAMPLE_KEY
+
+
+def test_a_subdomain_wildcard_of_your_own_domain_is_accepted():
+    env = production_env(DJANGO_ALLOWED_HOSTS=".example.com")
+    assert setting("ALLOWED_HOSTS", env) == "['.example.com']"
+
+
+def test_hsts_preload_is_opt_in():
+    """Preloading is hard to undo, so only DJANGO_SECURE_HSTS_PRELOAD asks for it; check
+    --deploy passes either way (test_check_deploy_passes_with_production_settings)."""
+    assert setting("SECURE_HSTS_PRELOAD", production_env()) == "False"
+    assert setting("SECURE_HSTS_PRELOAD", production_env(DJANGO_SECURE_HSTS_PRELOAD="on")) == "True"
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        production_env(DJANGO_SECURE_HSTS_PRELOAD="on"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_quick_start_writes_a_fresh_key_and_never_overwrites(tmp_path):
+    """README's `python3 scripts/new_env.py` (make env): .env is .env.example with a new
+    random key, which production settings accept for a real host name."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(PROJECT_ROOT / "scripts" / "new_env.py", tmp_path / "scripts")
+    shutil.copy2(PROJECT_ROOT / ".env.example", tmp_path)
+    script = [str(tmp_path / "scripts" / "new_env.py")]
+    clean_env = {"PATH": os.environ["PATH"]}
+
+    assert run(script, clean_env).returncode == 0
+    written = (tmp_path / ".env").read_text()
+    key = next(line for line in written.splitlines() if line.startswith("DJANGO_SECRET_KEY="))
+    key = key.partition("=")[2]
+    assert key != ENV_EXAMPLE_KEY
+    assert len(key) >= 50
+    assert written.replace(key, ENV_EXAMPLE_KEY) == (tmp_path / ".env.example").read_text()
+
+    again = run(script, clean_env)
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
+    assert (tmp_path / ".env").read_text() == written
+
+    env = production_env(DJANGO_SECRET_KEY=key, DJANGO_ALLOWED_HOSTS="dashboard.example.com")
+    assert setting("SECRET_KEY", env) == key

@@ -8,6 +8,7 @@ says how.
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +26,10 @@ from config.web_server import UnknownWebServer, chosen_web_server, server_argv
 from dashboard.client_messages import MAX_MESSAGE_BYTES
 from dashboard.close_codes import CloseCode as OurCloseCode
 from tests.browser import page_errors
-from tests.conftest import grant_dashboard_view, receive_json
+from tests.conftest import PROXY_ADDRESS, TRUSTED_ORIGIN, grant_dashboard_view, receive_json
 from tests.processes import PROJECT_ROOT, WEB_SERVERS, Uvicorn, WebServer
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
-from tests.web_client import WebClient, close_code
+from tests.web_client import WebClient, close_code, still_open
 
 SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
 PASSWORD = "a-long-test-password"
@@ -171,17 +172,121 @@ def test_an_anonymous_socket_is_closed_with_4401(web, path):
         assert close_code(socket) == OurCloseCode.UNAUTHENTICATED
 
 
+def handshake(
+    web: WebServer,
+    path: str,
+    cookie: str,
+    *,
+    origin: str | None,
+    host: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> ClientConnection:
+    """Open `path` on `web` with exactly this Origin (or none) and Host (by default the
+    server's own, 127.0.0.1:port), over a TCP connection to the server."""
+    sock = socket.create_connection(("127.0.0.1", web.port), timeout=10)
+    extra = {"Cookie": cookie} | ({"Origin": origin} if origin else {}) | (headers or {})
+    try:
+        return connect(
+            f"ws://{host or f'127.0.0.1:{web.port}'}{path}",
+            sock=sock,
+            additional_headers=extra,
+            open_timeout=10,
+        )
+    except BaseException:
+        sock.close()
+        raise
+
+
+def refused_status(web: WebServer, path: str, cookie: str, **handshake_args) -> int:
+    """The HTTP status a handshake is refused with; fails if it is accepted."""
+    try:
+        accepted = handshake(web, path, cookie, **handshake_args)
+    except InvalidStatus as refused:
+        return refused.response.status_code
+    accepted.close()
+    pytest.fail(f"the handshake was accepted: {handshake_args}")
+
+
+# Origins a page could have that are not the dashboard's (http://127.0.0.1:PORT). {port}
+# is the server's own.
+FOREIGN_ORIGINS = {
+    "other-site": "https://evil.example",
+    "other-port": "http://127.0.0.1:9999",
+    "next-port": "http://127.0.0.1:{next_port}",
+    "other-scheme": "https://127.0.0.1:{port}",
+    "other-allowed-host": "http://localhost:{port}",
+    "look-alike": "http://127.0.0.1.evil.example:{port}",
+    "null": "null",
+    "with-path": "http://127.0.0.1:{port}/",
+    "missing": None,
+}
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("path", SOCKETS)
-@pytest.mark.parametrize("origin", ["https://evil.example", None], ids=["foreign", "missing"])
-def test_a_foreign_or_missing_origin_is_refused_with_403(web, path, origin):
+@pytest.mark.parametrize("origin", FOREIGN_ORIGINS.values(), ids=FOREIGN_ORIGINS.keys())
+def test_only_the_pages_exact_origin_may_open_a_socket(web, path, origin):
+    """Scheme, host and port must all match: a page on another port or scheme of an allowed
+    host (any local service), `null` (sandboxed frames, file://) and no Origin at all are
+    refused with 403 before the consumer runs, as a foreign site is."""
     client = viewer(web)
-    headers = {"Cookie": client.cookie_header} | ({"Origin": origin} if origin else {})
+    if origin:
+        origin = origin.format(port=web.port, next_port=web.port + 1)
 
-    with pytest.raises(InvalidStatus) as refused:
-        connect(web.ws_url + path, additional_headers=headers, open_timeout=10)
+    assert refused_status(web, path, client.cookie_header, origin=origin) == 403
+    # ... while the page's own origin, with the same cookie, is let in.
+    with handshake(web, path, client.cookie_header, origin=web.http_url) as accepted:
+        assert still_open(accepted)
 
-    assert refused.value.response.status_code == 403
+
+@pytest.mark.django_db(transaction=True)
+def test_a_look_alike_host_is_refused_even_as_its_own_origin(web):
+    """DNS rebinding: a page on 127.0.0.1.evil.example (resolving to us) is same-origin with
+    a socket to that name, but the name is not in ALLOWED_HOSTS."""
+    client = viewer(web)
+    look_alike = f"127.0.0.1.evil.example:{web.port}"
+
+    status = refused_status(
+        web, "/ws/violations/", client.cookie_header, origin=f"http://{look_alike}", host=look_alike
+    )
+    assert status == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_a_tls_proxy_the_origin_is_https_with_its_port(web):
+    """The proxy says X-Forwarded-Proto: https (SECURE_PROXY_SSL_HEADER, as for pages): the
+    page's origin is then https://host:port, and its http twin is another origin."""
+    client = viewer(web)
+    proxied = {"X-Forwarded-Proto": "https"}
+    https_page = f"https://127.0.0.1:{web.port}"
+
+    with handshake(
+        web, "/ws/violations/", client.cookie_header, origin=https_page, headers=proxied
+    ) as accepted:
+        assert still_open(accepted)
+    refused = refused_status(
+        web, "/ws/violations/", client.cookie_header, origin=web.http_url, headers=proxied
+    )
+    assert refused == 403
+    # Without the header the https page is the foreign one.
+    assert refused_status(web, "/ws/violations/", client.cookie_header, origin=https_page) == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_origin_listed_in_csrf_trusted_origins_may_open_a_socket(configured_web):
+    """DJANGO_CSRF_TRUSTED_ORIGINS (here https://wall.example.org:8443) admits that exact
+    origin, say a page on another host name of a proxy; the same host on another port does
+    not get in."""
+    client = viewer(configured_web)
+    with handshake(
+        configured_web, "/ws/violations/", client.cookie_header, origin=TRUSTED_ORIGIN
+    ) as accepted:
+        assert still_open(accepted)
+    other_port = TRUSTED_ORIGIN.replace(":8443", ":8444")
+    refused = refused_status(
+        configured_web, "/ws/violations/", client.cookie_header, origin=other_port
+    )
+    assert refused == 403
 
 
 # --- Close codes and reasons --------------------------------------------------------------------
@@ -278,5 +383,42 @@ def test_behind_a_proxy_proxy_headers_give_each_client_its_own_address(server, s
     try:
         assert psutil.Process(web.pid).cmdline()[1:3] == ["-m", server]  # exec'd in place
         assert log_in_elsewhere_after_a_lockout(web) == 302
+    finally:
+        web.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("server", WEB_SERVERS)
+def test_a_forged_x_forwarded_for_neither_evades_nor_redirects_the_lockout(server, stack_env, logs):
+    """Behind a proxy at 127.0.0.2 (FORWARDED_ALLOW_IPS), a client reaching the server
+    directly from 127.0.0.1 is not believed: changing its X-Forwarded-For does not get
+    it round its lockout, and naming the wall screen's address does not lock the screen
+    out. Daphne's own --proxy-headers believed anyone; the application now decides, the
+    same under both servers."""
+    env = stack_env | {"WEB_SERVER": server, "FORWARDED_ALLOW_IPS": PROXY_ADDRESS}
+    web = WEB_SERVERS[server](env, logs / f"{server}-forged.log")
+    launcher = ["-m", "config.web_server", "--host", "127.0.0.1", "--port", str(web.port)]
+    web.argv = [sys.executable, *launcher, "--proxy-headers"]
+    web.start()
+    try:
+        get_user_model().objects.create_user("wall-screen", password=PASSWORD)
+        screen_address = "198.51.100.7"
+
+        def direct(forged: str) -> WebClient:
+            headers = {"X-Forwarded-For": forged}
+            return WebClient(web.http_url, headers=headers, source_address="127.0.0.1")
+
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            refused = direct(screen_address).log_in("wall-screen", "wrong-password")
+        assert refused.status == 429
+        # Not evaded: another forged address is still the same, locked, client.
+        assert direct("203.0.113.99").log_in("wall-screen", PASSWORD).status == 429
+        # Not redirected: the screen itself, through the proxy, is not locked out.
+        through_proxy = WebClient(
+            web.http_url,
+            headers={"X-Forwarded-For": screen_address},
+            source_address=PROXY_ADDRESS,
+        )
+        assert through_proxy.log_in("wall-screen", PASSWORD).status == 302
     finally:
         web.stop()

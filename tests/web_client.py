@@ -5,6 +5,8 @@ headless Chromium would add nothing but time. Redirects are not followed, so a t
 the 302 a login answers with.
 """
 
+import functools
+import http.client
 import http.cookiejar
 import time
 import urllib.error
@@ -34,13 +36,35 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _FromAddress(urllib.request.HTTPHandler):
+    """Connects from a chosen local address (any of 127.0.0.0/8 on loopback), so a test
+    can be several clients, or a proxy and its clients, on one machine."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(http.client.HTTPConnection, source_address=(self.address, 0))
+        return self.do_open(connection, req)
+
+
 class WebClient:
-    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
-        """`headers` go with every HTTP request (not with sockets), e.g. X-Forwarded-For."""
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        source_address: str | None = None,
+    ) -> None:
+        """`headers` go with every HTTP request (not with sockets), e.g. X-Forwarded-For;
+        `source_address` is the local address to connect from (127.0.0.2, say)."""
         self.base_url = base_url
+        self.source_address = source_address
         self.cookies = http.cookiejar.CookieJar()
+        handlers = [_FromAddress(source_address)] if source_address else []
         self._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirects()
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirects(), *handlers
         )
         self._opener.addheaders += list((headers or {}).items())
 
@@ -71,11 +95,13 @@ class WebClient:
 
     def open_socket(self, ws_url: str, path: str, *, origin: str | None = None) -> ClientConnection:
         """A WebSocket carrying this client's cookies, from this site's own origin by default."""
+        source = {"source_address": (self.source_address, 0)} if self.source_address else {}
         return connect(
             ws_url + path,
             origin=origin or self.base_url,
             additional_headers={"Cookie": self.cookie_header},
             open_timeout=10,
+            **source,
         )
 
     def _open(self, request: urllib.request.Request) -> Response:

@@ -149,9 +149,8 @@ LOGOUT_REDIRECT_URL = "login"
 # pair is refused, even with the right password, until AXES_COOLOFF_TIME has passed since
 # the last failure or an administrator runs `manage.py axes_reset_username <name>`.
 # Counting the pair (not the username alone) keeps an attacker elsewhere from locking a
-# wall screen out. The address is REMOTE_ADDR: behind a reverse proxy, run the web server
-# with --proxy-headers (config.web_server), or every client shares the proxy's address
-# (SECURITY.md).
+# wall screen out; the short cool-off keeps a lock from lasting once the guessing stops.
+# The address is the TCP peer's, or X-Forwarded-For's from a FORWARDED_ALLOW_IPS proxy.
 # Leave AXES_LOCKOUT_CALLABLE and AXES_USERNAME_CALLABLE unset: under ASGI django-axes 8.3
 # calls them with the wrong arguments (jazzband/django-axes#1494).
 AUTHENTICATION_BACKENDS = [
@@ -159,10 +158,38 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = 5
-AXES_COOLOFF_TIME = datetime.timedelta(minutes=15)
+AXES_COOLOFF_TIME = datetime.timedelta(
+    seconds=env.int("DJANGO_LOGIN_COOLOFF_SECONDS", default=15 * 60)
+)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Attempts during a lock do not restart it: guessing on cannot keep an account locked forever.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Wall screens' own addresses (exact IPs): never locked out, so a stranger sharing one (a
+# NAT, a guest network) cannot keep a screen logged out by failing as its user there.
+AXES_IP_WHITELIST = env.list("DJANGO_LOGIN_NEVER_LOCKOUT_IPS", default=[])
+AXES_NEVER_LOCKOUT_WHITELIST = True
+
+# --- Proxies and origins -------------------------------------------------------------------
+# Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or networks,
+# uvicorn's syntax; config/asgi.py applies it under Daphne and uvicorn alike). Empty: the
+# client address is the TCP peer's and the headers are ignored.
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=[])
+# Pages on these origins (scheme://host[:port], or https://*.example.com) may post forms
+# and open WebSockets besides the page's own origin (dashboard/origins.py).
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Email ---------------------------------------------------------------------------------
+# Password reset by email exists only when EMAIL_URL names a way to send (django-environ's
+# syntax: smtp+tls://user:password@host:587, consolemail://); without it, no anonymous page
+# sends or promises mail (config/urls.py).
+EMAIL_CONFIGURED = bool(env("EMAIL_URL", default=""))
+if EMAIL_CONFIGURED:
+    vars().update(env.email_url("EMAIL_URL"))
+    DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+# Requests for a reset link per client address and hour, and per email address and hour.
+PASSWORD_RESET_LIMIT_PER_HOUR = 3
 
 # --- Internationalisation ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -10,7 +10,7 @@ from typing import NoReturn
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.base import CSRF_TRUSTED_ORIGINS, FORWARDED_ALLOW_IPS, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -28,16 +28,41 @@ def _required(name: str) -> str:
     return value
 
 
-SECRET_KEY = _required("DJANGO_SECRET_KEY")
-if SECRET_KEY.startswith("django-insecure"):
-    _refuse("DJANGO_SECRET_KEY is a development key; generate a new one for production")
+# Hosts a development machine answers to: a placeholder key is tolerated only for these.
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+# Words that mark a key as an example to replace (.env.example's says "replace-me").
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me", "placeholder", "insecure", "example")
 
 ALLOWED_HOSTS = [host.strip() for host in _required("DJANGO_ALLOWED_HOSTS").split(",")]
 ALLOWED_HOSTS = [host for host in ALLOWED_HOSTS if host]
-# ALLOWED_HOSTS is also the WebSocket Origin allow-list (config/asgi.py): "*" would let any
-# web page open a socket with a visitor's cookies.
+# ALLOWED_HOSTS also decides which Host a WebSocket's page may have (dashboard/origins.py):
+# "*" would accept any, and a bare top-level domain (".com", ".") every site under it.
 if "*" in ALLOWED_HOSTS:
     _refuse("DJANGO_ALLOWED_HOSTS must name the hosts; '*' would accept any WebSocket Origin")
+for _host in ALLOWED_HOSTS:
+    if _host.startswith(".") and "." not in _host[1:].strip("."):
+        _refuse(
+            f"DJANGO_ALLOWED_HOSTS entry {_host!r} is a whole top-level domain: name your "
+            "host (dashboard.example.com) or your own domain (.example.com)"
+        )
+
+SECRET_KEY = _required("DJANGO_SECRET_KEY")
+if SECRET_KEY.startswith("django-insecure"):
+    _refuse("DJANGO_SECRET_KEY is a development key; generate a new one for production")
+if any(marker in SECRET_KEY.lower() for marker in PLACEHOLDER_MARKERS) and not (
+    set(ALLOWED_HOSTS) <= LOCAL_HOSTS
+):
+    _refuse(
+        "DJANGO_SECRET_KEY is a placeholder, accepted only while DJANGO_ALLOWED_HOSTS is "
+        "localhost/127.0.0.1; generate one with "
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://*." in _origin and "." not in _origin.partition("://*.")[2].strip("."):
+        _refuse(f"DJANGO_CSRF_TRUSTED_ORIGINS entry {_origin!r} trusts a whole top-level domain")
+if "*" in FORWARDED_ALLOW_IPS:
+    _refuse("FORWARDED_ALLOW_IPS must name the proxies; '*' lets any client choose its address")
 
 # --- HTTPS behind a reverse proxy ------------------------------------------------------------
 # The proxy must set X-Forwarded-Proto itself and drop any the client sent.
@@ -51,7 +76,11 @@ CSRF_COOKIE_SECURE = True
 # certificate locks users out (the same advice as cookiecutter-django's).
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+# Preloading is hard to undo (browsers ship the list): only when asked for.
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    # check --deploy's "not preloaded" warning: declining preload is this project's default.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
