@@ -243,7 +243,15 @@ def test_the_pages_own_origin_is_accepted_through_the_proxy_and_a_foreign_one_re
             open_timeout=10,
         )
 
-    for foreign in ["https://evil.example", f"https://{HOST}.evil.example:{proxied.https_port}"]:
+    foreign_origins = [
+        "https://evil.example",
+        f"https://{HOST}.evil.example:{proxied.https_port}",
+        f"https://{HOST}:{proxied.http_port}",  # another port of ours
+        f"http://{HOST}:{proxied.https_port}",  # another scheme
+        f"https://{HOST}",  # the default port is another port
+        "null",
+    ]
+    for foreign in foreign_origins:
         with pytest.raises(InvalidStatus) as refused:
             open_feed(foreign)
         assert refused.value.response.status_code == 403, foreign
