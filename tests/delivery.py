@@ -138,6 +138,13 @@ class ResumingFeed:
             self._acknowledge()
         return self.events
 
+    def receive_for(self, seconds: float) -> list[dict]:
+        """Receive (and acknowledge) whatever arrives for `seconds`, as a live client does."""
+        until = time.monotonic() + seconds
+        with suppress(AssertionError):
+            self.receive_until(lambda events: time.monotonic() >= until, timeout=seconds)
+        return self.events
+
     def _acknowledge(self, *, force: bool = False) -> None:
         """Tell the server what it may stop holding against this socket's window, ten
         times a second at most (its allowance for acks)."""
@@ -174,8 +181,12 @@ class ResumingFeed:
 class Producer:
     """Insert rows from a thread, one commit each, at about `rate` per second."""
 
-    def __init__(self, conninfo: str, table: str, *, count: int, rate: float) -> None:
+    def __init__(
+        self, conninfo: str, table: str, *, count: int, rate: float, row_bytes: int = 0
+    ) -> None:
+        """`row_bytes`: pad each row's image path to about this many characters."""
         self.conninfo, self.table, self.count, self.rate = conninfo, table, count, rate
+        self.row_bytes = row_bytes
         self.ids: list[int] = []
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -194,10 +205,14 @@ class Producer:
                     pause = started + n / self.rate - time.monotonic()
                     if pause > 0:
                         time.sleep(pause)
-                    (row_id,) = conn.execute(sql, [n % 12, f"/media/burst-{n}.jpg"]).fetchone()
+                    image = f"/media/burst-{n}.jpg".rjust(self.row_bytes, "x")
+                    (row_id,) = conn.execute(sql, [n % 12, image]).fetchone()
                     self.ids.append(row_id)
         except BaseException as exc:
             self.error = exc
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def join(self, timeout: float) -> list[int]:
         self._thread.join(timeout)
