@@ -54,14 +54,9 @@ class SocketGuard:
     # A page sends one "resume" per (re)connect; ten at once or one a second is generous.
     message_burst = 10
     messages_per_second = 1.0
-    # Acks have an allowance of their own: a feed client at thousands of events a second
-    # acks several times a second to keep its window open (dashboard.flow_control).
-    ack_burst = 20
-    acks_per_second = 10.0
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self._allowance = TokenBucket(self.message_burst, self.messages_per_second)
-        self._ack_allowance = TokenBucket(self.ack_burst, self.acks_per_second)
         self._closing = False
         session = self.scope.get("session")
         self._session_key = session.session_key if session is not None else None
@@ -124,13 +119,14 @@ class SocketGuard:
         except InvalidClientMessage as exc:
             await self._refuse(CloseCode.BAD_MESSAGE, str(exc))
         else:
-            allowance = self._ack_allowance if isinstance(parsed, Ack) else self._allowance
-            if not allowance.take():
+            if isinstance(parsed, Ack):
+                # Not counted: an ack costs a comparison, and one dropped for a flood could
+                # leave the window shut (dashboard.flow_control). A client may ack each event.
+                self.handle_ack(parsed.seq)
+            elif not self._allowance.take():
                 await self._refuse(CloseCode.TOO_MANY_MESSAGES, "too many messages")
             elif isinstance(parsed, Resume):
                 await self.handle_resume(parsed.since)
-            elif isinstance(parsed, Ack):
-                self.handle_ack(parsed.seq)
 
     async def handle_resume(self, since: int | None) -> None:
         """The client asks for what happened after event `since` (None: everything current).

@@ -1,10 +1,17 @@
-"""The per-socket window: plain asyncio, no servers."""
+"""The per-socket window: its logic in plain asyncio, then through a real Daphne."""
 
 import asyncio
+import json
 
 import pytest
 
-from dashboard.flow_control import AckTimeout, Window
+from dashboard.flow_control import WINDOW_BYTES, AckTimeout, Window
+from tests.conftest import receive_json
+
+PSQL_INSERT = (
+    "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "
+    "violation_image) VALUES (2, current_date, '15:00:00', '/media/x.jpg') RETURNING id;"
+)
 
 
 def test_a_window_has_room_until_its_limit_is_in_flight():
@@ -62,3 +69,58 @@ def test_a_window_that_stays_full_times_out():
 
     with pytest.raises(AckTimeout, match="10 bytes unacknowledged"):
         asyncio.run(scenario())
+
+
+# --- Through a real server ------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("listener")
+def test_acks_are_not_rate_limited_and_the_feed_carries_on(open_feed, psql):
+    feed = open_feed()
+    for seq in range(200):  # far past the allowance for other messages (10, then 1/s)
+        feed.send(json.dumps({"type": "ack", "seq": seq}))
+
+    row_id = int(psql(PSQL_INSERT))
+
+    assert receive_json(feed, timeout=5)["id"] == row_id
+
+
+def events_until_quiet(feed, *, quiet: float) -> tuple[list[dict], int]:
+    """The events `feed` receives until nothing but heartbeats comes for `quiet` seconds,
+    and their size in bytes."""
+    received, size = [], 0
+    while True:
+        try:
+            text = feed.recv(timeout=quiet)
+        except TimeoutError:
+            return received, size
+        message = json.loads(text)
+        if message.get("type") != "heartbeat":
+            received.append(message)
+            size += len(text.encode())
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("listener")
+def test_a_client_that_acknowledges_nothing_is_paused_at_its_window(open_feed, psql):
+    """Rows of 2 kB past a client that reads but never acks: it gets about a window's worth,
+    then nothing more until it acks; then the rest, in order."""
+    feed = open_feed()
+    rows = 600  # about 1.3 MB of events: more than twice the window
+    psql(
+        "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "
+        f"violation_image) SELECT 1, current_date, localtime(0), lpad(n::text, 2000, 'x') "
+        f"FROM generate_series(1, {rows}) AS n"
+    )
+    received, size = events_until_quiet(feed, quiet=3)  # the server stops at the window
+    assert WINDOW_BYTES <= size < WINDOW_BYTES + 8 * 1024
+    assert len(received) < rows
+
+    feed.send(json.dumps({"type": "ack", "seq": received[-1]["seq"]}))
+    while len(received) < rows:
+        message = receive_json(feed, timeout=5)
+        received.append(message)
+        feed.send(json.dumps({"type": "ack", "seq": message["seq"]}))
+    seqs = [m["seq"] for m in received]
+    assert seqs == list(range(seqs[0], seqs[0] + rows))
