@@ -29,7 +29,7 @@ from websockets.sync.client import connect
 
 from config import web_server
 from dashboard.healthcheck import probe_host
-from devstack.ports import free_port, port_open
+from devstack.ports import free_port, port_open, wait_until
 from devstack.postgres import psql_binary
 from tests.browser import page_errors
 from tests.compose import (
@@ -50,7 +50,9 @@ from tests.compose import (
 from tests.conftest import empty_database, receive_json
 from tests.processes import PROJECT_ROOT, ServerProcess
 
-OUR_SERVICES = {"migrate", "web", "listener"}
+OUR_SERVICES = {"migrate", "web", "listener", "prune"}
+# Where the listener's container keeps its health file; the tests use a path of their own.
+LISTENER_HEALTH_FILE = "/tmp/listener-alive"  # noqa: S108 (inside the container)
 PSQL_INSERT = (
     "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "
     "violation_image) VALUES (4, '2025-07-28', '15:00:00', 'cam4/compose.jpg') RETURNING id;"
@@ -113,7 +115,7 @@ def test_the_services_and_their_start_order(compose):
     assert set(app_services(compose)) == OUR_SERVICES
 
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
-    for name in ("web", "listener"):
+    for name in ("web", "listener", "prune"):
         assert services[name]["depends_on"] == {
             "db": {"condition": "service_healthy"},
             "redis": {"condition": "service_healthy"},
@@ -152,6 +154,13 @@ def test_the_healthchecks(compose):
         "-m",
         "dashboard.healthcheck",
         "http://127.0.0.1:8000/healthz",
+    ]
+    assert healthcheck_argv(services["listener"]) == [
+        *("python", "-m", "violations.listener_health", LISTENER_HEALTH_FILE)
+    ]
+    assert command_argv(services["listener"]["command"])[-2:] == [
+        "--health-file",
+        LISTENER_HEALTH_FILE,
     ]
 
 
@@ -385,10 +394,24 @@ def web_under_uvicorn(dotenv, service_env, migrated, tmp_path_factory) -> Iterat
     server.stop()
 
 
+def local_paths(argv: list[str], health_file: Path) -> list[str]:
+    """The container's health-file path replaced by a local one."""
+    return [str(health_file) if arg == LISTENER_HEALTH_FILE else arg for arg in argv]
+
+
 @pytest.fixture(scope="module")
-def listener(compose, service_env, migrated, tmp_path_factory) -> Iterator[ComposeService]:
+def listener_health_file(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("listener-health") / "alive"
+
+
+@pytest.fixture(scope="module")
+def listener(
+    compose, service_env, migrated, tmp_path_factory, listener_health_file
+) -> Iterator[ComposeService]:
     assert migrated.returncode == 0, migrated.stderr
-    argv = command_argv(compose["services"]["listener"]["command"])
+    argv = local_paths(
+        command_argv(compose["services"]["listener"]["command"]), listener_health_file
+    )
     log = tmp_path_factory.mktemp("listener") / "listener.log"
     process = ComposeService(
         argv, service_env("listener"), log, lambda p: "listening on channel" in p.log()
@@ -447,6 +470,42 @@ def test_the_web_healthcheck_passes_while_web_is_up_and_fails_when_it_is_not(
     down = run_command(translate_argv(check, 8000, free_port()), service_env("web"))
     assert down.returncode == 1
     assert "did not answer 200" in down.stderr
+
+
+def test_the_listener_healthcheck_passes_while_it_delivers_and_fails_once_it_stops(
+    listener, listener_health_file, compose, service_env
+):
+    check = local_paths(healthcheck_argv(compose["services"]["listener"]), listener_health_file)
+    wait_until(listener_health_file.exists, timeout=15, what="the listener's health file")
+    up = run_command(check, service_env("listener"))
+    assert up.returncode == 0, up.stderr
+
+    stale = run_command([*check, "--max-age", "0"], service_env("listener"))
+    assert stale.returncode == 1
+    assert "the listener is not delivering" in stale.stderr
+
+    listener.stop()
+    try:
+        down = run_command(check, service_env("listener"))
+        assert down.returncode == 1
+        assert "does not exist" in down.stderr
+    finally:
+        listener.start()
+
+
+def test_the_prune_service_prunes_at_once_then_waits_and_stops_on_sigterm(
+    compose, service_env, migrated, tmp_path
+):
+    argv = command_argv(compose["services"]["prune"]["command"])
+    assert argv[-2:] == ["--every", "24h"]
+    process = ComposeService(
+        argv,
+        service_env("prune"),
+        tmp_path / "prune.log",
+        lambda p: "Deleted 0 delivered events older than 7d." in p.log(),
+    ).start()
+    assert process.running()  # waiting for its next run, a day away
+    assert process.stop(timeout=5) == 0  # SIGTERM: a clean exit, promptly
 
 
 def test_the_web_healthcheck_works_behind_a_tls_proxy_too(compose, service_env, migrated, tmp_path):

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -142,6 +143,7 @@ class Listener:
         standby_interval: float = 0.5,
         publish_timeout: float = 5.0,
         backoff: Backoff | None = None,
+        health_file: Path | None = None,
     ) -> None:
         self.listen_conninfo = listen_conninfo
         self.query_conninfo = query_conninfo
@@ -153,6 +155,9 @@ class Listener:
         self.standby_interval = standby_interval
         self.publish_timeout = publish_timeout
         self.backoff = backoff or Backoff()
+        # Touched whenever the listener proves itself (a health query answered, a standby
+        # poll made): a container healthcheck reads its age (violations.listener_health).
+        self.health_file = health_file
         self.state = State.STARTING
         self._invalid = WarningSummary("ignored notification")
         self._publish_failing = False
@@ -173,6 +178,8 @@ class Listener:
                 logger.debug("reconnecting in %.2f s", delay)
                 await _sleep_unless_stopped(delay, stop)
         self._set_state(State.STOPPED, "stopped")
+        if self.health_file is not None:
+            self.health_file.unlink(missing_ok=True)
 
     async def _serve_once(self) -> None:
         async with await _connect(self.query_conninfo) as query_conn:
@@ -184,6 +191,7 @@ class Listener:
                 numbering = _number_pending_query(await _tracks_commit_order(query_conn))
                 self.backoff.reset()
                 self._set_state(State.LISTENING, f"listening on channel {self.channel}")
+                self._alive()
                 news = asyncio.Event()
                 news.set()  # catch up on whatever committed while no listener was active
                 async with asyncio.TaskGroup() as tasks:
@@ -199,6 +207,7 @@ class Listener:
                 return
             self._set_state(State.STANDBY, "standby: another listener is active; waiting")
             self.backoff.reset()
+            self._alive()
             await asyncio.sleep(self.standby_interval)
 
     async def _receive(self, conn: psycopg.AsyncConnection, news: asyncio.Event) -> None:
@@ -212,6 +221,7 @@ class Listener:
                 else:
                     news.set()
             await self._check_health(conn)
+            self._alive()
             # A quiet period is also when to look at the log anyway: cheap, and a safety
             # net for anything a notification could not say.
             news.set()
@@ -268,6 +278,10 @@ class Listener:
             if self._publish_failing:
                 logger.info("publishing events again")
             self._publish_failing = False
+
+    def _alive(self) -> None:
+        if self.health_file is not None:
+            self.health_file.touch()
 
     def _set_state(self, state: State, message: str) -> None:
         if state is self.state:

@@ -2,6 +2,7 @@
 
 import asyncio
 import signal
+from pathlib import Path
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -32,8 +33,24 @@ class Command(BaseCommand):
             default=5.0,
             help="Seconds a health query may take before the connection counts as dead.",
         )
+        parser.add_argument(
+            "--health-file",
+            type=Path,
+            default=None,
+            help=(
+                "A file touched whenever the listener proves itself (each health query, each "
+                "standby poll); `python -m violations.listener_health FILE` checks its age."
+            ),
+        )
 
-    def handle(self, *args, health_interval: float, health_timeout: float, **options) -> None:
+    def handle(
+        self,
+        *args,
+        health_interval: float,
+        health_timeout: float,
+        health_file: Path | None,
+        **options,
+    ) -> None:
         channel_layer = get_channel_layer()
 
         async def publish(events: list[Event]) -> None:
@@ -48,6 +65,7 @@ class Command(BaseCommand):
             publish=publish,
             health_interval=health_interval,
             health_timeout=health_timeout,
+            health_file=health_file,
         )
         asyncio.run(_run_until_signalled(listener))
 
