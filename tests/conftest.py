@@ -161,6 +161,22 @@ def configured_web(request, stack_env, logs) -> Iterator[WebServer]:
     server.stop()
 
 
+@pytest.fixture(params=["daphne", "uvicorn"])
+def web(request) -> WebServer:
+    """The session's web server of each kind, in turn: a test taking `web` runs under both."""
+    return request.getfixturevalue(request.param)
+
+
+def feed_socket(server: WebServer, cookie: str, query: str = "") -> ClientConnection:
+    """`/ws/violations/` on `server` from its own page's origin, as the viewer of `cookie`."""
+    return connect(
+        f"{server.ws_url}/ws/violations/{query}",
+        origin=server.http_url,
+        additional_headers={"Cookie": cookie},
+        open_timeout=10,
+    )
+
+
 @pytest.fixture(scope="session")
 def listener(stack_env, logs) -> Iterator[Listener]:
     process = Listener(stack_env, logs / "listener.log").start()

@@ -36,11 +36,6 @@ GROWTH_LIMIT = 60 * 1024 * 1024
 STALLED = 50  # half dashboards, half feeds
 
 
-@pytest.fixture(params=["daphne", "uvicorn"])
-def web(request) -> WebServer:
-    return request.getfixturevalue(request.param)
-
-
 @pytest.fixture
 def session_cookies() -> list[str]:
     """Several sessions of one viewer: more stalled sockets than one session may hold."""

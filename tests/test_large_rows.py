@@ -12,12 +12,11 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from playwright.sync_api import expect
-from websockets.sync.client import connect
 
 from dashboard.close_codes import CloseCode
 from dashboard.consumers import MAX_FRAME_BYTES, FollowingConsumer
 from tests.browser import page_errors, without_event_loop
-from tests.conftest import receive_json
+from tests.conftest import feed_socket, receive_json
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
 from violations.events import CUT_MARKER, MAX_VALUE_CHARS
 from violations.models import HumanDetection
@@ -41,20 +40,10 @@ def insert_huge(psql) -> int:
     )
 
 
-@pytest.fixture(params=["daphne", "uvicorn"])
-def web(request):
-    return request.getfixturevalue(request.param)
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("listener")
 def test_a_megabyte_row_reaches_the_feed_cut_and_the_next_row_follows_it(web, session_cookie, psql):
-    with connect(
-        web.ws_url + "/ws/violations/",
-        origin=web.http_url,
-        additional_headers={"Cookie": session_cookie},
-        open_timeout=10,
-    ) as feed:
+    with feed_socket(web, session_cookie) as feed:
         image = HUGE_IMAGE
         huge_id = insert_huge(psql)
         event = receive_json(feed, timeout=5)

@@ -14,11 +14,11 @@ import time
 
 import pytest
 from playwright.sync_api import Page, expect
-from websockets.sync.client import connect
 
 from dashboard.heartbeat import TICKS_PER_HEARTBEAT, heartbeat_due, heartbeat_message
 from tests.browser import screenshot
-from tests.processes import WEB_SERVERS, WebServer
+from tests.conftest import feed_socket
+from tests.processes import WEB_SERVERS
 from tests.test_dashboard_browser import HUMAN, insert, open_dashboard
 from tests.test_dashboard_logic import (  # noqa: F401 (in_memory_layer: a fixture)
     RecordingSocket,
@@ -88,21 +88,10 @@ def test_every_quiet_socket_gets_its_position_each_interval_from_one_timer():
 # --- Real servers ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=list(WEB_SERVERS))
-def web(request) -> WebServer:
-    """The session's server of each kind, in turn."""
-    return request.getfixturevalue(request.param)
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("listener")
 def test_a_quiet_feed_gets_a_heartbeat_with_the_logs_head_within_5_s(web, session_cookie, psql):
-    with connect(
-        web.ws_url + "/ws/violations/",
-        origin=web.http_url,
-        additional_headers={"Cookie": session_cookie},
-        open_timeout=10,
-    ) as feed:
+    with feed_socket(web, session_cookie) as feed:
         beats = []
         for _ in range(2):  # the first within 5 s of opening, the next within 5 s of it
             beat = json.loads(feed.recv(timeout=5))

@@ -39,12 +39,6 @@ PSQL_INSERT = (
 )
 
 
-@pytest.fixture(params=["daphne", "uvicorn"])
-def web(request) -> WebServer:
-    """The session's server of each kind, in turn."""
-    return request.getfixturevalue(request.param)
-
-
 def viewer(web: WebServer, username: str = "wall-screen", **headers: str) -> WebClient:
     """A dashboard viewer logged in through the login form of `web`."""
     user_model = get_user_model()
