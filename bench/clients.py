@@ -17,6 +17,7 @@ out of the socket. Results go to the `results` file as JSON, one entry per socke
 import asyncio
 import contextlib
 import json
+import re
 import resource
 import sys
 import time
@@ -32,6 +33,12 @@ from bench.markers import find_markers
 
 OPEN_ATTEMPTS = 3
 PROGRESS_INTERVAL_S = 0.2
+# Our server holds at most 512 KiB per socket that its client has not acknowledged
+# (dashboard.flow_control): the clients ack the stream position their frames carry, as the
+# page does, at most this often (the baseline's frames carry none, so it is sent none).
+ACK_INTERVAL_S = 0.25
+FEED_POSITION = re.compile(rb'"seq":(\d+)')
+PAGE_POSITION = re.compile(rb'id="(?:stream-position|heartbeat)"[^>]*data-seq="(\d+)"')
 
 
 @dataclass
@@ -59,6 +66,14 @@ class SocketLog:
     latencies_ns: array = field(default_factory=lambda: array("q"))
     distinct: set[int] = field(default_factory=set)
     closed_early: bool = False
+
+
+def frame_position(frame: bytes) -> int | None:
+    """The stream position a frame of ours leaves its client at: a feed event's or
+    heartbeat's `seq`, a dashboard frame's `#stream-position` or `#heartbeat`."""
+    match = FEED_POSITION.search(frame, 0, 80) if frame.startswith(b"{") else None
+    match = match or PAGE_POSITION.search(frame)
+    return int(match[1]) if match else None
 
 
 class Fleet:
@@ -111,11 +126,17 @@ class Fleet:
 
     async def _receive(self, socket: ClientConnection, log: SocketLog) -> None:
         tag, expect = self.orders.tag, self.orders.expect
+        acked_at = 0
         try:
             while True:
                 frame = await socket.recv(decode=False)
                 now = time.monotonic_ns()
                 log.frames += 1
+                if now - acked_at >= ACK_INTERVAL_S * 1e9:
+                    position = frame_position(frame)
+                    if position is not None:
+                        acked_at = now
+                        await socket.send(f'{{"type":"ack","seq":{position}}}')
                 tagged = False
                 for frame_tag, seq, sent_ns in find_markers(frame):
                     if frame_tag != tag:

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from bench import procstat, report, scenarios, stats
+from bench.clients import frame_position
 from bench.markers import find_markers, marker
 
 
@@ -163,3 +164,17 @@ def test_a_run_from_before_uvicorn_renders_without_it():
     assert "uvicorn" not in text
     row = next(line for line in text.splitlines() if line.startswith("| latency,"))
     assert len(row.strip("|").split(" | ")) == 5
+
+
+@pytest.mark.parametrize(
+    ("frame", "position"),
+    [
+        (b'{"seq":42,"table":"t","op":"INSERT","id":1,"data":{},"at":"x"}', 42),
+        (b'{"type":"heartbeat","seq":7,"at":"x"}', 7),
+        (b'<div id="stream-position" hidden data-seq="9" hx-swap-oob="true"></div>', 9),
+        (b'<div id="heartbeat" hidden data-seq="11" data-server-time="x"></div>', 11),
+        (b'{"table":"violation_humandetections","data":{"id":1}}', None),  # the baseline's
+    ],
+)
+def test_bench_clients_ack_the_position_our_frames_carry(frame, position):
+    assert frame_position(frame) == position
