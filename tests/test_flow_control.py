@@ -6,12 +6,19 @@ import json
 import pytest
 
 from dashboard.flow_control import WINDOW_BYTES, AckTimeout, Window
+from tests.browser import without_event_loop
 from tests.conftest import receive_json
 
 PSQL_INSERT = (
     "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "
     "violation_image) VALUES (2, current_date, '15:00:00', '/media/x.jpg') RETURNING id;"
 )
+
+
+def run_without_playwrights_loop(scenario) -> None:
+    """asyncio.run(scenario()), also after a browser test left Playwright's loop marked."""
+    with without_event_loop():
+        asyncio.run(scenario())
 
 
 def test_a_window_has_room_until_its_limit_is_in_flight():
@@ -45,7 +52,7 @@ def test_a_full_window_waits_for_an_ack():
         window.acknowledged(1)
         await asyncio.wait_for(waiting, 1)
 
-    asyncio.run(scenario())
+    run_without_playwrights_loop(scenario)
 
 
 def test_a_resume_empties_the_window():
@@ -58,7 +65,7 @@ def test_a_resume_empties_the_window():
         await asyncio.wait_for(waiting, 1)
         assert window.in_flight == 0
 
-    asyncio.run(scenario())
+    run_without_playwrights_loop(scenario)
 
 
 def test_a_window_that_stays_full_times_out():
@@ -68,7 +75,7 @@ def test_a_window_that_stays_full_times_out():
         await window.wait_for_room()
 
     with pytest.raises(AckTimeout, match="10 bytes unacknowledged"):
-        asyncio.run(scenario())
+        run_without_playwrights_loop(scenario)
 
 
 # --- Through a real server ------------------------------------------------------------------

@@ -94,11 +94,14 @@ class WebClient:
         return "; ".join(f"{name}={value}" for name, value in self.cookie_values.items())
 
     def open_socket(self, ws_url: str, path: str, *, origin: str | None = None) -> ClientConnection:
-        """A WebSocket carrying this client's cookies, from this site's own origin by default."""
+        """A WebSocket carrying this client's cookies, by default from the origin of the page
+        that would open it: the socket's own server (which need not be the one this client
+        logged in on: sessions are shared)."""
         source = {"source_address": (self.source_address, 0)} if self.source_address else {}
+        page_origin = "http" + ws_url.removeprefix("ws") if ws_url.startswith("ws") else ws_url
         return connect(
             ws_url + path,
-            origin=origin or self.base_url,
+            origin=origin or page_origin,
             additional_headers={"Cookie": self.cookie_header},
             open_timeout=10,
             **source,
