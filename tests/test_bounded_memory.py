@@ -160,20 +160,31 @@ def test_soak_stalled_sockets_for_60_s(web, session_cookies, stack_env):
 
 
 def test_stalled_resumes_are_paced_and_one_too_far_back_is_told_to_resync(
-    web, session_cookies, stack_env, psql
+    web, session_cookies, psql
 ):
+    resume_past_stalled_sockets(web, session_cookies, psql, rows=12_000)
+
+
+@pytest.mark.soak
+def test_soak_stalled_resumes_from_the_start_of_a_50000_event_log(web, session_cookies, psql):
+    resume_past_stalled_sockets(web, session_cookies, psql, rows=50_000)
+
+
+def resume_past_stalled_sockets(web, session_cookies, psql, *, rows: int) -> None:
+    """`rows` 2 kB rows in the log; 15 stalled sockets resume 9,000 events back, 5 from the
+    log's start (beyond the resume limit)."""
     before = int(psql("SELECT seq FROM violation_events_head"))
     psql(
         f"INSERT INTO {HUMAN}(camera_id, violation_date, violation_time, violation_image) "
         f"SELECT n % 12, current_date, localtime(0), lpad(n::text, {ROW_BYTES}, 'x') "
-        "FROM generate_series(1, 12000) AS n"
+        f"FROM generate_series(1, {rows}) AS n"
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while int(psql("SELECT count(*) FROM violation_events WHERE seq IS NULL")) > 0:
-        assert time.monotonic() < deadline, "the listener did not number 12,000 events"
+        assert time.monotonic() < deadline, f"the listener did not number {rows} events"
         time.sleep(0.2)
     head = int(psql("SELECT seq FROM violation_events_head"))
-    assert head - before >= 12000
+    assert head - before >= rows
     within = head - 9000
 
     with ExitStack() as sockets, peak_memory(web.pid) as memory:
@@ -193,6 +204,6 @@ def test_stalled_resumes_are_paced_and_one_too_far_back_is_told_to_resync(
         assert [e["seq"] for e in events] == list(range(within + 1, head + 1))
     growth = memory["peak"] - memory["start"]
     assert growth <= GROWTH_LIMIT, (
-        f"20 stalled resumes grew the {web.server} process by {mb(growth)}"
+        f"20 stalled resumes over {rows} events grew the {web.server} process by {mb(growth)}"
         f" (each may hold {mb(WINDOW_BYTES)} in flight)"
     )
