@@ -69,25 +69,21 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
 
     def _close_if_failed(self, task: asyncio.Task) -> None:
         """A sending task that died leaves a socket open and silent: close it instead, so
-        the client reconnects and resumes."""
+        the client reconnects and resumes. A client that stopped acknowledging is the
+        client's doing (a warning); anything else is ours (an error, with the traceback)."""
         if task.cancelled() or task.exception() is None:
             return
-        if isinstance(task.exception(), AckTimeout):
-            logger.warning(
-                "closing a %s socket with %d: %s",
-                type(self).__name__,
-                CloseCode.TOO_SLOW,
-                task.exception(),
+        error = task.exception()
+        name = type(self).__name__
+        if isinstance(error, AckTimeout):
+            code = CloseCode.TOO_SLOW
+            logger.warning("closing a %s socket with %d: %s", name, code, error)
+        else:
+            code = CloseCode.SERVER_ERROR
+            logger.error(
+                "closing a %s socket with %d: its sending task failed", name, code, exc_info=error
             )
-            self._closing_task = asyncio.ensure_future(self.close(code=CloseCode.TOO_SLOW))
-            return
-        logger.error(
-            "closing a %s socket with %d: its sending task failed",
-            type(self).__name__,
-            CloseCode.SERVER_ERROR,
-            exc_info=task.exception(),
-        )
-        self._closing_task = asyncio.ensure_future(self.close(code=CloseCode.SERVER_ERROR))
+        self._closing_task = asyncio.ensure_future(self.close(code=code))
 
     async def send_frame(self, text: str, position: int | None) -> None:
         """Send one text frame once the window has room, refusing (FrameTooLarge) one the

@@ -2,9 +2,13 @@
 
 import asyncio
 import json
+import logging
 
 import pytest
+from channels.testing import WebsocketCommunicator
 
+from dashboard.close_codes import CloseCode
+from dashboard.consumers import FollowingConsumer
 from dashboard.flow_control import WINDOW_BYTES, AckTimeout, Window
 from tests.browser import without_event_loop
 from tests.conftest import receive_json
@@ -131,3 +135,35 @@ def test_a_client_that_acknowledges_nothing_is_paused_at_its_window(open_feed, p
         feed.send(json.dumps({"type": "ack", "seq": message["seq"]}))
     seqs = [m["seq"] for m in received]
     assert seqs == list(range(seqs[0], seqs[0] + rows))
+
+
+class _NeverAcked(FollowingConsumer):
+    """A socket (no login, no hub) sending two frames through a tiny window nobody acks."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        self.window = Window(limit=10, timeout=0.2)
+        await self.start_following(None)
+
+    def follow(self, since):
+        async def send_two() -> None:
+            await self.send_frame("x" * 10, 1)
+            await self.send_frame("y" * 10, 2)
+
+        return asyncio.ensure_future(send_two())
+
+
+def test_a_window_full_too_long_closes_the_socket_with_4408_and_a_warning(caplog):
+    async def scenario():
+        socket = WebsocketCommunicator(_NeverAcked.as_asgi(), "/ws/test/")
+        await socket.connect()
+        first = await socket.receive_output(timeout=2)
+        closed = await socket.receive_output(timeout=2)
+        await socket.disconnect()
+        return first, closed
+
+    with caplog.at_level(logging.WARNING, logger="dashboard.consumers"), without_event_loop():
+        first, closed = asyncio.run(scenario())
+    assert first == {"type": "websocket.send", "text": "x" * 10}
+    assert closed == {"type": "websocket.close", "code": CloseCode.TOO_SLOW}
+    assert "10 bytes unacknowledged" in caplog.text
