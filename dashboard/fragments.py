@@ -21,8 +21,21 @@ def tables_to_refresh(events: Iterable[dict[str, Any]], known: Iterable[str]) ->
 
 
 def inserted_tables(events: Iterable[dict[str, Any]]) -> list[str]:
-    """Tables that gained a row in this batch: each plays its sound once."""
-    return sorted({event["table"] for event in events if event.get("op") == "INSERT"})
+    """Tables that gained a row in this batch: each plays its sound once.
+
+    An INSERT beside a DELETE of the same table in the same transaction (the same `at`,
+    the transaction's time) is a row that moved, as a primary-key change is logged, not a
+    new violation: no sound for it.
+    """
+    events = list(events)
+    moved = {(e["table"], e.get("at")) for e in events if e.get("op") == "DELETE"}
+    return sorted(
+        {
+            e["table"]
+            for e in events
+            if e.get("op") == "INSERT" and (e["table"], e.get("at")) not in moved
+        }
+    )
 
 
 def page_context(

@@ -184,6 +184,7 @@ def test_a_primary_key_change_is_a_delete_then_an_insert_and_the_old_id_leaves_t
     assert (insert["op"], insert["id"], insert["data"]["id"]) == ("INSERT", new_id, new_id)
     assert insert["seq"] == delete["seq"] + 1
     frame = frame_where(dashboard, lambda f: f'data-row-id="{new_id}"' in (widget(f, LOTO) or ""))
+    assert 'data-inserted=""' in frame  # a row that moved is no new violation: no sound
     assert f'data-row-id="{old_id}"' not in widget(frame, LOTO)
     assert f'data-event-table="{LOTO}" data-row-id="{old_id}"' not in frame
     assert f'data-event-table="{LOTO}" data-row-id="{new_id}"' in frame

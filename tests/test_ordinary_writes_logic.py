@@ -52,6 +52,14 @@ def test_a_primary_key_change_refreshes_its_table_once():
         logged(12, TABLES[1], "INSERT", 104, {"id": 104}),
     ]
     assert fragments.tables_to_refresh(events, TABLES) == [TABLES[1]]
+    assert fragments.inserted_tables(events) == []  # a row moved: no new violation
+
+
+def test_an_insert_in_another_transaction_than_a_delete_still_sounds():
+    deleted = logged(11, TABLES[1], "DELETE", 4)
+    inserted = logged(12, TABLES[1], "INSERT", 5, {"id": 5}) | {"at": "2026-11-21T10:00:01+00:00"}
+    elsewhere = logged(13, TABLES[0], "INSERT", 6, {"id": 6})
+    assert fragments.inserted_tables([deleted, inserted, elsewhere]) == [TABLES[0], TABLES[1]]
 
 
 @pytest.mark.parametrize(
