@@ -280,6 +280,8 @@ class Hub:
         A `since` beyond the log's head is from another log: resync. One the stream has not
         reached yet is waited for, not refused: this process may be a moment behind the log
         (it polls it every second), and a live client must not be told to resync for that.
+        One more than FEED_RESUME_LIMIT behind is told to resync too; a catch-up goes out a
+        FEED_PAGE at a time, each event as the socket's window allows (flow_control).
         """
         stream = self.stream
         await stream.ready.wait()
