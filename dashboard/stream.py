@@ -68,11 +68,6 @@ class EventStream:
         self.subscribed.clear()
 
     # --- what subscribers use ----------------------------------------------------------
-    async def wait_for_change(self, position: int, status_version: int) -> None:
-        """Return once the head is past `position` or the listener's health changed."""
-        while self.head <= position and self.status_version == status_version:
-            await self.next_change()
-
     async def next_change(self) -> None:
         """Return at the stream's next change (or the next `wake()`); callers re-check."""
         # One future per waiter rather than one shared and shielded: waking a socket then
