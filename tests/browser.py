@@ -14,7 +14,6 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 import django.utils.asyncio as django_asyncio
@@ -152,10 +151,6 @@ def chromium_browser(playwright_instance: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-def _is_favicon(url: str) -> bool:
-    return urlsplit(url).path == "/favicon.ico"
-
-
 def _watch(page: Page) -> None:
     """Collect `page`'s console errors and uncaught exceptions for `page_errors`."""
     if page in _errors:
@@ -163,8 +158,7 @@ def _watch(page: Page) -> None:
     errors = _errors[page] = []
 
     def on_console(message: ConsoleMessage) -> None:
-        # Not the browser's own favicon.ico request: a 404 there is no error of the page's.
-        if message.type == "error" and not _is_favicon(message.location.get("url", "")):
+        if message.type == "error":
             errors.append(message.text)
 
     def on_page_error(error: Error) -> None:
@@ -197,10 +191,7 @@ def sound_log(page: Page) -> list[dict]:
 
 
 def page_errors(page: Page) -> list[str]:
-    """`page`'s console errors and uncaught exceptions (messages), so far, in order.
-
-    The 404 of the browser's automatic /favicon.ico request is left out.
-    """
+    """`page`'s console errors and uncaught exceptions (messages), so far, in order."""
     _watch(page)
     return _errors[page]
 

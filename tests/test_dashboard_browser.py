@@ -280,6 +280,17 @@ def test_logging_in_through_the_form_opens_the_live_dashboard(page, daphne, tran
     assert page_errors(page) == []
 
 
+def test_loading_the_dashboard_fails_no_request_the_icon_included(page, daphne, session_cookie):
+    failed = []
+    page.on("response", lambda response: response.status >= 400 and failed.append(response.url))
+    with page.expect_response(lambda response: "favicon" in response.url) as icon:
+        open_dashboard(page, daphne, session_cookie)
+    assert icon.value.status == 200
+    assert icon.value.header_value("content-type") == "image/svg+xml"
+    assert failed == []
+    assert page_errors(page) == []
+
+
 def test_the_page_is_served_with_a_csp_that_forbids_inline_script(daphne, session_cookie):
     headers, body = http_get(daphne.http_url + "/", session_cookie)
     policy, html = headers["Content-Security-Policy"], body.decode()
