@@ -4,23 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run demo test lint format psql lock clean screenshots soak audit bench env
+.PHONY: install run demo manage test lint format psql pg_dump pg_restore lock clean screenshots soak audit env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install only when the dependency files change.
-$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+# `make run` installs only what running needs: the runtime and the `local` extra. Targets
+# that test, lint or measure install everything (`dev`). Each re-installs only when the
+# dependency files change; `dev` holds `local`, so it stamps both.
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[local]"
 	touch $@
 
-install: $(VENV)/.installed  ## Create .venv and install the project and its dev tools
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $@ $(VENV)/.installed-run
 
-run: install  ## Run the whole stack; without DATABASE_URL / REDIS_URL it starts its own (devstack/run.py)
+install: $(VENV)/.installed  ## Create .venv and install the project with everything (tests, lint)
+
+run: $(VENV)/.installed-run  ## Run the whole stack; without DATABASE_URL / REDIS_URL it starts its own (devstack/run.py)
 	@$(BIN)/python -m devstack.run
 
-demo: install  ## Simulated cameras for a minute, beside a running `make run`
+demo: $(VENV)/.installed-run  ## Simulated cameras for a minute, beside a running `make run`
 	DJANGO_SETTINGS_MODULE=config.settings.local $(BIN)/python manage.py simulate_violations --rate 2 --duration 60
+
+manage: $(VENV)/.installed-run  ## manage.py through .venv, on make run's database: make manage ARGS="changepassword demo"
+	@$(BIN)/python manage.py $(ARGS)
 
 lint: install  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
@@ -42,11 +51,20 @@ audit: install  ## Known vulnerabilities in constraints.txt (says "skipped" when
 screenshots: install  ## Save docs/screenshot-desktop.png and docs/screenshot-phone.png
 	$(BIN)/python -m pytest -m screenshots -q
 
+psql: $(VENV)/.installed-run  ## psql on the database in use (DATABASE_URL, or make run's embedded one)
+	@$(BIN)/python -m devstack.psql $(ARGS)
+
+pg_dump: $(VENV)/.installed-run  ## pg_dump of the database in use, by a pg_dump of its version: make pg_dump ARGS="-Fc -f x.dump"
+	@$(BIN)/python -m devstack.psql --client=pg_dump $(ARGS)
+
+pg_restore: $(VENV)/.installed-run  ## pg_restore into the database in use: make pg_restore ARGS="--clean --if-exists x.dump"
+	@$(BIN)/python -m devstack.psql --client=pg_restore $(ARGS)
+
+# template-only
+.PHONY: bench
 bench: install  ## Ours vs the public recipe's design: docs/benchmarks.md (BENCH_QUICK=1: a tiny run)
 	$(BIN)/python -m bench $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
-
-psql: install  ## psql on the database in use (DATABASE_URL, or make run's embedded one)
-	@$(BIN)/python -m devstack.psql
+# /template-only
 
 env:  ## .env for docker compose from .env.example, with a fresh random DJANGO_SECRET_KEY
 	$(PYTHON) scripts/new_env.py

@@ -230,7 +230,8 @@ class Stack:
             "",
             "Insert a violation and watch it appear:",
             "  " + psql_command(env["DATABASE_URL"], from_environment=from_environment),
-            "A psql prompt on this database: make psql",
+            'A psql prompt on this database: make psql (a dump: make pg_dump ARGS="-f x.sql")',
+            'manage.py through .venv, on this database: make manage ARGS="createsuperuser"',
             "Stop everything: Ctrl-C",
         ]
 

@@ -22,15 +22,27 @@ from pathlib import Path, PurePosixPath
 TEMPLATE_DIR = "{{cookiecutter.project_slug}}"
 # The template machinery: stays behind, never part of a generated project.
 MACHINERY = {".git", "hooks", "cookiecutter.json", TEMPLATE_DIR}
-# Tests of the template itself: meaningless in a generated project.
-TEMPLATE_ONLY_FILES = ["tests/test_cookiecutter.py"]
+# What only the template needs: its own tests, the benchmark and the measurement scripts
+# with their reports. By path (fnmatch, folders whole); each must match something.
+TEMPLATE_ONLY_PATHS = [
+    "tests/test_cookiecutter.py",
+    "bench",
+    "tests/test_bench_*.py",
+    "scripts/measure_*.py",
+    "docs/benchmarks.*",
+    "docs/channel-layers.md",
+]
 # Lines only the template needs, by file.
 TEMPLATE_ONLY_LINES = {
     "pyproject.toml": re.compile(r'^\s*"cookiecutter[<>=~!].*\n', re.MULTILINE),
     "constraints.txt": re.compile(r"^cookiecutter==.*\n", re.MULTILINE),
 }
-# README text about the template (how to generate a project) is wrapped in these.
-TEMPLATE_ONLY_BLOCK = re.compile(r"<!-- template-only -->\n.*?<!-- /template-only -->\n+", re.S)
+# Text about the template (how to generate a project, the bench) is wrapped in these:
+# HTML comments in Markdown, `#` comments in the Makefile and pyproject.toml.
+TEMPLATE_ONLY_BLOCK = re.compile(
+    r"^[ \t]*(<!-- |# )template-only((?: -->)?)\n.*?^[ \t]*\1/template-only\2\n+", re.S | re.M
+)
+TEMPLATE_ONLY_BLOCK_FILES = ["README.md", "Makefile", "pyproject.toml"]
 
 
 class TemplateError(Exception):
@@ -77,22 +89,31 @@ def remove_ignored(root: Path, patterns: list[str], folder: Path | None = None) 
 
 
 def strip_template_only(project: Path) -> None:
-    for name in TEMPLATE_ONLY_FILES:
-        path = project / name
-        if not path.is_file():
-            raise TemplateError(f"{name} not found: update TEMPLATE_ONLY_FILES")
-        path.unlink()
+    for pattern in TEMPLATE_ONLY_PATHS:
+        found = [
+            path
+            for path in sorted(project.rglob("*"))
+            if fnmatch.fnmatchcase(path.relative_to(project).as_posix(), pattern)
+        ]
+        if not found:
+            raise TemplateError(f"{pattern} matches nothing: update TEMPLATE_ONLY_PATHS")
+        for path in found:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():  # not inside a folder already removed
+                path.unlink()
     for name, line in TEMPLATE_ONLY_LINES.items():
         path = project / name
         text, count = line.subn("", path.read_text(encoding="utf-8"))
         if count != 1:
             raise TemplateError(f"{name}: expected one {line.pattern!r} line, found {count}")
         path.write_text(text, encoding="utf-8")
-    readme = project / "README.md"
-    text, count = TEMPLATE_ONLY_BLOCK.subn("", readme.read_text(encoding="utf-8"))
-    if not count:
-        raise TemplateError("README.md has no <!-- template-only --> block")
-    readme.write_text(text, encoding="utf-8")
+    for name in TEMPLATE_ONLY_BLOCK_FILES:
+        path = project / name
+        text, count = TEMPLATE_ONLY_BLOCK.subn("", path.read_text(encoding="utf-8"))
+        if not count:
+            raise TemplateError(f"{name} has no template-only block")
+        path.write_text(text, encoding="utf-8")
 
 
 def build_template(repo: Path) -> Path:

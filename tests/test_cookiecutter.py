@@ -6,6 +6,8 @@ channel then runs its own trigger and pipeline tests, and its triggers NOTIFY th
 This file is template machinery: generated projects do not get it.
 """
 
+import ast
+import fnmatch
 import importlib.util
 import json
 import os
@@ -30,6 +32,10 @@ from violations.notify import CHANNEL_NAME_PATTERN
 
 HOOKS = PROJECT_ROOT / "hooks"
 MACHINERY = {"cookiecutter.json", "tests/test_cookiecutter.py"}
+# What a generated project must not mention once the template-only files are gone.
+TEMPLATE_ONLY_WORDS = re.compile(
+    r"make bench|python -m bench|bench/|docs/benchmarks|channel-layers|scripts/measure_"
+)
 CUSTOM = {
     "project_name": "Line 3 forklift watch",
     "project_slug": "forklift-watch",
@@ -75,6 +81,14 @@ def clone_files() -> list[str]:
 
 def project_files(project: Path) -> list[str]:
     return sorted(p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file())
+
+
+def template_only(name: str) -> bool:
+    """Whether the file `name` is one pre_prompt.TEMPLATE_ONLY_PATHS keeps out of projects."""
+    return any(
+        fnmatch.fnmatchcase(name, pattern) or name.startswith(f"{pattern}/")
+        for pattern in pre_prompt.TEMPLATE_ONLY_PATHS
+    )
 
 
 # --- The hooks' rules, without generating anything --------------------------------------------
@@ -239,7 +253,9 @@ def leftovers(project: Path) -> list[str]:
 def test_the_default_project_is_the_repository_without_the_template_machinery(default_project):
     assert default_project.name == "safety-dashboard"
     expected = [
-        name for name in clone_files() if name not in MACHINERY and not name.startswith("hooks/")
+        name
+        for name in clone_files()
+        if name not in MACHINERY and not name.startswith("hooks/") and not template_only(name)
     ]
     # ... and .env, with a key of its own (test_each_project_gets_a_secret_key_of_its_own).
     assert project_files(default_project) == sorted([*expected, ".env"])
@@ -250,8 +266,66 @@ def test_the_default_project_is_the_repository_without_the_template_machinery(de
         for name in expected
         if (default_project / name).read_bytes() != (PROJECT_ROOT / name).read_bytes()
     ]
-    assert differing == ["README.md", "constraints.txt", "pyproject.toml"]
+    assert differing == ["Makefile", "README.md", "constraints.txt", "pyproject.toml"]
     assert os.access(default_project / "manage.py", os.X_OK)
+
+
+def imported_modules(source: str) -> list[str]:
+    """The modules a Python file imports, by their full dotted names."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append(node.module or "")
+    return found
+
+
+def test_the_default_project_ships_the_product_without_the_bench_or_the_templates_tests(
+    default_project,
+):
+    files = project_files(default_project)
+    assert not (default_project / "bench").exists()
+    assert [name for name in files if name.startswith("scripts/measure_")] == []
+    for gone in ("tests/test_cookiecutter.py", "tests/test_bench_smoke.py", "docs/benchmarks.md"):
+        assert gone not in files
+    # ...and the product whole: its code, its tests, compose, the forking guide.
+    for kept in ("manage.py", "docker-compose.yml", "docs/forking.md", "tests/test_pipeline.py"):
+        assert kept in files
+    importers = [
+        name
+        for name in files
+        if name.endswith(".py")
+        for module in imported_modules((default_project / name).read_text(encoding="utf-8"))
+        if module == "bench" or module.startswith(("bench.", "scripts.measure_"))
+    ]
+    assert importers == []
+    mentions = [
+        f"{name}: {found}"
+        for name in ["Makefile", "pyproject.toml", *(n for n in files if n.endswith(".md"))]
+        for found in TEMPLATE_ONLY_WORDS.findall((default_project / name).read_text())
+    ]
+    assert mentions == []
+    makefile = (default_project / "Makefile").read_text()
+    assert not re.search(r"^bench:", makefile, re.MULTILINE)
+    assert re.search(r"^run:", makefile, re.MULTILINE)
+    assert re.search(r"^test:", makefile, re.MULTILINE)
+
+
+def test_the_default_projects_own_suite_collects(default_project):
+    """Its tests import without the template's (the full run: the custom project's below)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=default_project,
+        env=generated_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert len(collected) > 100
+    assert not any("bench" in line or "cookiecutter" in line for line in collected)
 
 
 def env_file(path: Path) -> dict[str, str]:

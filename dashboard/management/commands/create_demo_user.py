@@ -33,7 +33,7 @@ class Command(BaseCommand):
         if users.objects.filter(username=username).exists():
             self.stdout.write(
                 f"Log in as {username} with the password printed when it was created "
-                f"(forgotten? python manage.py changepassword {username})."
+                f'(forgotten? make manage ARGS="changepassword {username}").'
             )
             return
         viewers = Group.objects.filter(name=VIEWERS_GROUP).first()
@@ -49,5 +49,5 @@ class Command(BaseCommand):
             user.groups.add(viewers)
         self.stdout.write(
             f"Log in as {username}, password: {password} (shown only this once; "
-            f"change it with: python manage.py changepassword {username})"
+            f'change it with: make manage ARGS="changepassword {username}")'
         )
