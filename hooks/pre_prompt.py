@@ -38,11 +38,11 @@ TEMPLATE_ONLY_LINES = {
     "constraints.txt": re.compile(r"^cookiecutter==.*\n", re.MULTILINE),
 }
 # Text about the template (how to generate a project, the bench) is wrapped in these:
-# HTML comments in Markdown, `#` comments in the Makefile and pyproject.toml.
+# HTML comments in Markdown files, `#` comments in the Makefile and pyproject.toml.
 TEMPLATE_ONLY_BLOCK = re.compile(
     r"^[ \t]*(<!-- |# )template-only((?: -->)?)\n.*?^[ \t]*\1/template-only\2\n+", re.S | re.M
 )
-TEMPLATE_ONLY_BLOCK_FILES = ["README.md", "Makefile", "pyproject.toml"]
+TEMPLATE_ONLY_BLOCK_FILES = ["README.md", "docs/decisions.md", "Makefile", "pyproject.toml"]
 
 
 class TemplateError(Exception):
