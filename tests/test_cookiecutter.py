@@ -266,7 +266,13 @@ def test_the_default_project_is_the_repository_without_the_template_machinery(de
         for name in expected
         if (default_project / name).read_bytes() != (PROJECT_ROOT / name).read_bytes()
     ]
-    assert differing == ["Makefile", "README.md", "constraints.txt", "pyproject.toml"]
+    assert differing == [
+        "Makefile",
+        "README.md",
+        "constraints.txt",
+        "docs/decisions.md",
+        "pyproject.toml",
+    ]
     assert os.access(default_project / "manage.py", os.X_OK)
 
 
