@@ -268,6 +268,13 @@ def test_make_run_on_a_fresh_machine_works_stops_cleanly_and_keeps_its_data(
         assert "cam2/snapshot.jpg" in dump.read_text()
         server, client = dump_versions(dump)
         assert server == client
+        # ...and make pg_restore puts a deleted row back from a custom-format dump.
+        saved = tmp_path / "humans.dump"
+        make(env, "pg_dump", f"ARGS=-Fc --data-only --table={PRINTED_TABLE} --file={saved}")
+        count = f"SELECT 'rows:' || count(*) FROM {PRINTED_TABLE} {PRINTED_ROW};"
+        assert "rows:0" in make(env, "psql", input=f"DELETE FROM {PRINTED_TABLE};{count}")
+        make(env, "pg_restore", f"ARGS=--data-only {saved}")
+        assert "rows:1" in make(env, "psql", input=count)
 
         redis_port = int(run.value(r"redis-server on 127\.0\.0\.1:(\d+)"))
         stop_and_check_nothing_is_left(run, [int(env["PORT"]), redis_port])
