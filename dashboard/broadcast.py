@@ -31,7 +31,7 @@ from dashboard.clock import ClockChange, ClockReading, clock_change, read_clock
 from dashboard.heartbeat import heartbeat_due, heartbeat_message, tick_seconds
 from dashboard.stream import EventStream
 from violations import event_log
-from violations.events import encode_event
+from violations.contract import resync_frame
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def dashboard_plan(
 
 def resync_message(head: int) -> str:
     """Told to a feed client whose `since` the log cannot serve (pruned, or not ours)."""
-    return encode_event({"type": "resync", "seq": head})
+    return resync_frame(head)
 
 
 class RenderCache:
@@ -315,7 +315,7 @@ class Hub:
                 position, sent_tick = stream.head, self.tick
                 continue
             for event, text in events:  # each waits for the window: paced by the client
-                await socket.send_event_text(text, event["seq"])
+                await socket.send_event_text(text, event.seq)
             position, sent_tick = upto, self.tick
 
 

@@ -16,10 +16,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard.broadcast import hub
 from dashboard.client_messages import InvalidClientMessage, since_from_query
-from dashboard.close_codes import CloseCode
 from dashboard.flow_control import AckTimeout, Window
 from dashboard.socket_guard import SocketGuard
 from violations import event_log
+from violations.contract import CloseCode
 
 logger = logging.getLogger(__name__)
 

@@ -11,16 +11,17 @@ from django.utils import timezone
 
 from dashboard import clock, widgets
 from violations import event_log
+from violations.contract import Event
 from violations.event_log import ListenerStatus
 
 
-def tables_to_refresh(events: Iterable[dict[str, Any]], known: Iterable[str]) -> list[str]:
+def tables_to_refresh(events: Iterable[Event], known: Iterable[str]) -> list[str]:
     """The widgets a batch of events touches, in dashboard order."""
-    changed = {event.get("table") for event in events}
+    changed = {event.table for event in events}
     return [table for table in known if table in changed]
 
 
-def inserted_tables(events: Iterable[dict[str, Any]]) -> list[str]:
+def inserted_tables(events: Iterable[Event]) -> list[str]:
     """Tables that gained a row in this batch: each plays its sound once.
 
     An INSERT beside a DELETE of the same table in the same transaction (the same `at`,
@@ -28,14 +29,8 @@ def inserted_tables(events: Iterable[dict[str, Any]]) -> list[str]:
     new violation: no sound for it.
     """
     events = list(events)
-    moved = {(e["table"], e.get("at")) for e in events if e.get("op") == "DELETE"}
-    return sorted(
-        {
-            e["table"]
-            for e in events
-            if e.get("op") == "INSERT" and (e["table"], e.get("at")) not in moved
-        }
-    )
+    moved = {(e.table, e.at) for e in events if e.op == "DELETE"}
+    return sorted({e.table for e in events if e.op == "INSERT" and (e.table, e.at) not in moved})
 
 
 def page_context(
@@ -76,7 +71,7 @@ def render_refresh(position: int, listener: ListenerStatus | None) -> str:
 
 
 def render_update(
-    events: list[dict[str, Any]],
+    events: list[Event],
     position: int,
     listener: ListenerStatus | None,
     *,
@@ -88,7 +83,7 @@ def render_update(
     tables = known if every_widget else tables_to_refresh(events, known)
     if listener is not None and events:
         # The health poll may not have seen these yet; the newest event is the last one.
-        newest = datetime.datetime.fromisoformat(events[-1]["at"])
+        newest = datetime.datetime.fromisoformat(events[-1].at)
         if listener.last_event_at is None or newest > listener.last_event_at:
             listener = dataclasses.replace(listener, last_event_at=newest)
     context = page_context(tables, position=position, listener=listener)

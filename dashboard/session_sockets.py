@@ -20,10 +20,10 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.utils.crypto import salted_hmac
 
+from violations.contract import LOGOUT_MESSAGE_TYPE, LOGOUTS_GROUP
+
 logger = logging.getLogger(__name__)
 
-LOGOUTS_GROUP = "dashboard.logouts"
-LOGOUT_MESSAGE = "session.logged_out"
 # A hung channel layer must not hang a logout or a connect forever.
 LAYER_TIMEOUT = 5.0
 
@@ -39,7 +39,7 @@ def session_tag(session_key: str) -> str:
 
 
 def logout_message(session_key: str) -> dict[str, str]:
-    return {"type": LOGOUT_MESSAGE, "session": session_tag(session_key)}
+    return {"type": LOGOUT_MESSAGE_TYPE, "session": session_tag(session_key)}
 
 
 class SessionSockets:
@@ -98,7 +98,7 @@ class SessionSockets:
                 delay = min(delay * 2, 10)
 
     async def _close_sockets_of(self, message: dict[str, Any]) -> None:
-        if message.get("type") != LOGOUT_MESSAGE:
+        if message.get("type") != LOGOUT_MESSAGE_TYPE:
             return
         for socket in list(self._sockets.pop(message.get("session", ""), ())):
             try:

@@ -29,8 +29,8 @@ from typing import Any
 
 from django.conf import settings
 
-from dashboard.close_codes import CloseCode
 from dashboard.session_sockets import session_tag
+from violations.contract import CloseCode
 
 logger = logging.getLogger(__name__)
 

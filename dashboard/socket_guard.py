@@ -35,11 +35,11 @@ from dashboard.client_messages import (
     Resume,
     parse_client_message,
 )
-from dashboard.close_codes import CloseCode
 from dashboard.rate_limit import TokenBucket
 from dashboard.revocation import Grant, access_watch
 from dashboard.session_sockets import announce_logout, session_sockets
 from dashboard.socket_caps import socket_caps
+from violations.contract import CloseCode
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from violations import event_log
+from violations.contract import EVENTS_GROUP, Event
 from violations.event_log import ListenerStatus
-from violations.events import EVENTS_GROUP, Event, encode_event
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +90,15 @@ class EventStream:
         has them all (pruned, or from another database)."""
         if upto <= after:
             return []
-        if self._recent and self._recent[0][0]["seq"] <= after + 1 and upto <= self.head:
-            start = after + 1 - self._recent[0][0]["seq"]
+        if self._recent and self._recent[0][0].seq <= after + 1 and upto <= self.head:
+            start = after + 1 - self._recent[0][0].seq
             return [self._recent[i] for i in range(start, start + upto - after)]
         events = await database_sync_to_async(event_log.events_after)(
             after, upto=upto, limit=upto - after
         )
         if len(events) != upto - after:
             return None
-        return [(event, encode_event(event)) for event in events]
+        return [(event, event.to_json()) for event in events]
 
     # --- tasks -------------------------------------------------------------------------
     async def _receive(self) -> None:
@@ -114,7 +114,9 @@ class EventStream:
                 delay = 0.5
                 while True:
                     message = await layer.receive(channel)
-                    self._incoming.put_nowait(("events", message["events"]))
+                    self._incoming.put_nowait(
+                        ("events", [Event.from_wire(wire) for wire in message["events"]])
+                    )
             except asyncio.CancelledError:
                 # Stopping: awaiting the layer here could hang on a half-made subscription;
                 # the layer's connections close with it.
@@ -171,10 +173,10 @@ class EventStream:
             self._notify()
 
     async def _apply_batch(self, events: list[Event]) -> None:
-        for event in sorted(events, key=lambda event: event["seq"]):
-            if event["seq"] > self.head + 1:  # some were lost on the way: read them
-                await self._read_log(upto=event["seq"] - 1)
-            if event["seq"] == self.head + 1:
+        for event in sorted(events, key=lambda event: event.seq):
+            if event.seq > self.head + 1:  # some were lost on the way: read them
+                await self._read_log(upto=event.seq - 1)
+            if event.seq == self.head + 1:
                 self._append(event)
             # else: already applied (read from the log, or a repeat)
 
@@ -191,18 +193,18 @@ class EventStream:
                 self.head = upto
                 return
             for event in events:
-                if event["seq"] == self.head + 1:
+                if event.seq == self.head + 1:
                     self._append(event)
-                elif event["seq"] > self.head + 1:
+                elif event.seq > self.head + 1:
                     # A hole in the log itself (pruned while we were behind): carry on from
                     # here; clients behind it will be told to refresh.
-                    logger.warning("event log skips from %d to %d", self.head, event["seq"])
+                    logger.warning("event log skips from %d to %d", self.head, event.seq)
                     self._recent.clear()
                     self._append(event)
 
     def _append(self, event: Event) -> None:
-        self._recent.append((event, encode_event(event)))
-        self.head = event["seq"]
+        self._recent.append((event, event.to_json()))
+        self.head = event.seq
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, set()

@@ -25,8 +25,8 @@ from cookiecutter.main import cookiecutter
 from devstack.postgres import psql_binary
 from tests.conftest import empty_database
 from tests.processes import PROJECT_ROOT
-from violations.identifiers import is_plain_identifier
-from violations.notify import CHANNEL_NAME_PATTERN
+from violations import contract
+from violations.contract import is_plain_identifier
 
 HOOKS = PROJECT_ROOT / "hooks"
 MACHINERY = {"cookiecutter.json", "tests/test_cookiecutter.py"}
@@ -80,8 +80,10 @@ def project_files(project: Path) -> list[str]:
 # --- The hooks' rules, without generating anything --------------------------------------------
 
 
-def test_the_hooks_channel_rule_is_the_projects():
-    assert pre_gen.CHANNEL_NAME_PATTERN.pattern == CHANNEL_NAME_PATTERN.pattern
+def test_the_hooks_channel_rule_is_the_projects_contract():
+    hooks_contract = pre_gen.load_contract()
+    assert hooks_contract.IDENTIFIER_PATTERN.pattern == contract.IDENTIFIER_PATTERN.pattern
+    assert hooks_contract.IDENTIFIER_RULE == contract.IDENTIFIER_RULE
 
 
 def test_every_default_that_names_something_in_sql_is_a_plain_identifier():
@@ -295,7 +297,7 @@ def test_a_custom_project_carries_the_answers_everywhere(custom_project):
         in (project / "templates/base.html").read_text()
     )
     assert 'name = "forklift-watch"' in (project / "pyproject.toml").read_text()
-    assert 'NOTIFY_CHANNEL = "forklift_events"' in (project / "violations/notify.py").read_text()
+    assert 'NOTIFY_CHANNEL = "forklift_events"' in (project / "violations/contract.py").read_text()
     assert (
         'env("TIME_ZONE", default="Europe/Berlin")'
         in (project / "config/settings/base.py").read_text()
@@ -371,7 +373,7 @@ def test_the_custom_projects_own_pipeline_and_compose_tests_pass(custom_project)
         [
             sys.executable,
             "-c",
-            "import violations.notify as n; print(n.__file__, n.NOTIFY_CHANNEL)",
+            "import violations.contract as c; print(c.__file__, c.NOTIFY_CHANNEL)",
         ],
         cwd=custom_project,
         env=generated_env(),
@@ -379,7 +381,7 @@ def test_the_custom_projects_own_pipeline_and_compose_tests_pass(custom_project)
         text=True,
         check=True,
     ).stdout.split()
-    assert where == [str(custom_project / "violations/notify.py"), "forklift_events"]
+    assert where == [str(custom_project / "violations/contract.py"), "forklift_events"]
 
     result = subprocess.run(
         [

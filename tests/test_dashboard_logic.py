@@ -16,15 +16,16 @@ from dashboard import chart, fragments
 from dashboard.broadcast import Hub, Plan, RenderCache, catch_up_plan
 from dashboard.stream import EventStream
 from tests.browser import without_event_loop
+from violations.contract import EVENTS_GROUP, Event
 from violations.event_log import head_seq
-from violations.events import EVENTS_GROUP, build_event, channel_layer_messages
+from violations.events import build_event, channel_layer_messages
 from violations.models import ChangeEvent
 
 TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
 
 
-def event(table: str, op: str = "INSERT", row_id: int = 1) -> dict:
-    return {"table": table, "op": op, "id": row_id, "data": None}
+def event(table: str, op: str = "INSERT", row_id: int = 1) -> Event:
+    return Event(seq=1, table=table, op=op, id=row_id, data=None, at="2026-11-21T12:00:00+00:00")
 
 
 def test_only_the_widgets_a_batch_touches_are_re_rendered_in_page_order():
@@ -187,7 +188,7 @@ def in_memory_layer(settings):
 @pytest.mark.django_db(transaction=True)
 def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkeypatch):
     """Through the real Redis channel layer; only the renderer is counted, not mocked away."""
-    renders: list[list[dict]] = []
+    renders: list[list[Event]] = []
 
     def render_update(events, position, listener, every_widget):
         renders.append(events)
@@ -215,7 +216,7 @@ def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkey
     sockets = run_in_a_fresh_loop(scenario)
 
     assert [len(batch) for batch in renders] == [2]
-    assert {s.received[1] for s in sockets} == {f"update to {renders[0][-1]['seq']}"}
+    assert {s.received[1] for s in sockets} == {f"update to {renders[0][-1].seq}"}
     assert [s.received[0] for s in sockets] == ["refresh"] * 5
 
 

@@ -7,11 +7,11 @@ import logging
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from dashboard.close_codes import CloseCode
 from dashboard.consumers import FollowingConsumer
 from dashboard.flow_control import WINDOW_BYTES, AckTimeout, Window
 from tests.browser import without_event_loop
 from tests.conftest import receive_json
+from violations.contract import CloseCode
 
 PSQL_INSERT = (
     "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "

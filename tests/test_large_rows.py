@@ -13,11 +13,11 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from dashboard.close_codes import CloseCode
 from dashboard.consumers import MAX_FRAME_BYTES, FollowingConsumer
 from tests.browser import page_errors, without_event_loop
 from tests.conftest import feed_socket, receive_json
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
+from violations.contract import CloseCode
 from violations.events import CUT_MARKER, MAX_VALUE_CHARS
 from violations.models import HumanDetection
 

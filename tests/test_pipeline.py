@@ -14,9 +14,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from devstack.ports import wait_until
 from tests.conftest import receive_json
 from tests.processes import Listener
+from violations.contract import NOTIFY_CHANNEL
 from violations.events import CUT_MARKER, MAX_VALUE_CHARS
 from violations.models import HumanDetection, LotoDetection, PpeDetection
-from violations.notify import NOTIFY_CHANNEL
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("listener")]
 

@@ -15,7 +15,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from websockets.sync.client import ClientConnection
 
-from dashboard.close_codes import CloseCode
 from dashboard.revocation import (
     ACCESS_CHECK_SECONDS,
     Grant,
@@ -25,6 +24,7 @@ from dashboard.revocation import (
     standings_of,
 )
 from tests.web_client import WebClient, close_code, still_open
+from violations.contract import CloseCode
 
 PASSWORD = "a-long-test-password"
 SOCKETS = ["/ws/dashboard/", "/ws/violations/"]

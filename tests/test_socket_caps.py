@@ -12,7 +12,6 @@ from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from dashboard.close_codes import CloseCode
 from dashboard.socket_caps import (
     LEASE_SECONDS,
     SOCKETS_PER_SESSION,
@@ -30,6 +29,7 @@ from tests.settings_small_caps import (
     DASHBOARD_SOCKETS_PER_USER,
 )
 from tests.web_client import WebClient, close_code, still_open
+from violations.contract import CloseCode
 
 PASSWORD = "a-long-test-password"
 FEED = "/ws/violations/"

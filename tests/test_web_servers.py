@@ -24,12 +24,12 @@ from websockets.sync.client import ClientConnection, connect
 
 from config.web_server import UnknownWebServer, chosen_web_server, server_argv
 from dashboard.client_messages import MAX_MESSAGE_BYTES
-from dashboard.close_codes import CloseCode as OurCloseCode
 from tests.browser import page_errors
 from tests.conftest import PROXY_ADDRESS, TRUSTED_ORIGIN, grant_dashboard_view, receive_json
 from tests.processes import PROJECT_ROOT, WEB_SERVERS, Uvicorn, WebServer
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
 from tests.web_client import WebClient, close_code, still_open
+from violations.contract import CloseCode as OurCloseCode
 
 SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
 PASSWORD = "a-long-test-password"
