@@ -14,9 +14,9 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from dashboard.broadcast import hub
 from dashboard.client_messages import InvalidClientMessage, since_from_query
 from dashboard.flow_control import AckTimeout, Window
+from dashboard.hub import hub
 from dashboard.socket_guard import SocketGuard
 from violations import event_log
 from violations.contract import CloseCode

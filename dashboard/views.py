@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from dashboard import fragments
+from dashboard import rendering
 from dashboard.access import VIEW_PERMISSION
 
 
@@ -15,7 +15,7 @@ from dashboard.access import VIEW_PERMISSION
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/index.html", fragments.first_page_context())
+    return render(request, "dashboard/index.html", rendering.first_page_context())
 
 
 @never_cache

@@ -12,9 +12,9 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.db import connection
 
-from dashboard import chart, fragments
-from dashboard.broadcast import Hub, Plan, RenderCache, catch_up_plan
-from dashboard.stream import EventStream
+from dashboard import chart, rendering
+from dashboard.event_stream import EventStream
+from dashboard.hub import Hub, Plan, RenderCache, catch_up_plan
 from tests.browser import without_event_loop
 from violations.contract import EVENTS_GROUP, Event
 from violations.event_log import head_seq
@@ -30,13 +30,13 @@ def event(table: str, op: str = "INSERT", row_id: int = 1) -> Event:
 
 def test_only_the_widgets_a_batch_touches_are_re_rendered_in_page_order():
     events = [event(TABLES[2]), event(TABLES[0], "DELETE"), event(TABLES[2], "UPDATE")]
-    assert fragments.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
-    assert fragments.tables_to_refresh([event("auth_user")], TABLES) == []
+    assert rendering.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
+    assert rendering.tables_to_refresh([event("auth_user")], TABLES) == []
 
 
 def test_only_inserts_sound_an_alert_once_per_type():
     events = [event(TABLES[1]), event(TABLES[1]), event(TABLES[0], "UPDATE")]
-    assert fragments.inserted_tables(events) == [TABLES[1]]
+    assert rendering.inserted_tables(events) == [TABLES[1]]
 
 
 NOW = datetime.datetime(2026, 11, 21, 12, 30, 45, tzinfo=datetime.UTC)
@@ -194,8 +194,8 @@ def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkey
         renders.append(events)
         return f"update to {position}"
 
-    monkeypatch.setattr(fragments, "render_update", render_update)
-    monkeypatch.setattr(fragments, "render_refresh", lambda position, listener: "refresh")
+    monkeypatch.setattr(rendering, "render_update", render_update)
+    monkeypatch.setattr(rendering, "render_refresh", lambda position, listener: "refresh")
 
     async def scenario() -> list[RecordingSocket]:
         arrived = asyncio.Event()
@@ -308,9 +308,9 @@ async def publish(event: dict) -> None:
 def test_a_burst_reaches_a_dashboard_merged_into_one_frame_per_tick_a_lone_event_at_once(
     monkeypatch,
 ):
-    monkeypatch.setattr(fragments, "render_update", lambda events, head, status, **_: f"to {head}")
+    monkeypatch.setattr(rendering, "render_update", lambda events, head, status, **_: f"to {head}")
     # A resumed page's first frame re-renders what the clock decides (its age is unknown).
-    monkeypatch.setattr(fragments, "render_clock", lambda head, status, **_: "status")
+    monkeypatch.setattr(rendering, "render_clock", lambda head, status, **_: "status")
 
     async def scenario() -> tuple[TimedSocket, float]:
         loop = asyncio.get_running_loop()

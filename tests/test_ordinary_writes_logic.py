@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dashboard import fragments
+from dashboard import rendering
 from devstack.postgres import choose_client
 from violations.contract import OPERATIONS, Event
 from violations.events import event_from_log_row
@@ -44,8 +44,8 @@ def test_a_truncate_event_has_a_null_id_and_null_data():
 
 def test_a_truncate_refreshes_its_table_and_plays_no_sound():
     events = [logged(9, TABLES[0], "TRUNCATE", None), logged(10, TABLES[2], "TRUNCATE", None)]
-    assert fragments.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
-    assert fragments.inserted_tables(events) == []
+    assert rendering.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
+    assert rendering.inserted_tables(events) == []
 
 
 def test_a_primary_key_change_refreshes_its_table_once():
@@ -53,8 +53,8 @@ def test_a_primary_key_change_refreshes_its_table_once():
         logged(11, TABLES[1], "DELETE", 4),
         logged(12, TABLES[1], "INSERT", 104, {"id": 104}),
     ]
-    assert fragments.tables_to_refresh(events, TABLES) == [TABLES[1]]
-    assert fragments.inserted_tables(events) == []  # a row moved: no new violation
+    assert rendering.tables_to_refresh(events, TABLES) == [TABLES[1]]
+    assert rendering.inserted_tables(events) == []  # a row moved: no new violation
 
 
 def test_an_insert_in_another_transaction_than_a_delete_still_sounds():
@@ -63,7 +63,7 @@ def test_an_insert_in_another_transaction_than_a_delete_still_sounds():
         logged(12, TABLES[1], "INSERT", 5, {"id": 5}), at="2026-11-21T10:00:01+00:00"
     )
     elsewhere = logged(13, TABLES[0], "INSERT", 6, {"id": 6})
-    assert fragments.inserted_tables([deleted, inserted, elsewhere]) == [TABLES[0], TABLES[1]]
+    assert rendering.inserted_tables([deleted, inserted, elsewhere]) == [TABLES[0], TABLES[1]]
 
 
 @pytest.mark.parametrize(

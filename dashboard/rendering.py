@@ -9,7 +9,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from dashboard import clock, widgets
+from dashboard import clock, queries
 from violations import event_log
 from violations.contract import Event
 from violations.event_log import ListenerStatus
@@ -43,11 +43,11 @@ def page_context(
 
     `position` is the last event the parts include; the page reports it when it reconnects.
     """
-    tables = widgets.all_tables() if tables is None else tables
+    tables = queries.all_tables() if tables is None else tables
     return {
-        "widgets": [widgets.widget(table) for table in tables],
-        "feed": widgets.feed(),
-        "activity": widgets.activity(),
+        "widgets": [queries.widget(table) for table in tables],
+        "feed": queries.feed(),
+        "activity": queries.activity(),
         "position": position,
         "listener": listener,
     }
@@ -79,7 +79,7 @@ def render_update(
 ) -> str:
     """Only the parts a range of events touches (and every widget if the day changed),
     swapped out-of-band."""
-    known = widgets.all_tables()
+    known = queries.all_tables()
     tables = known if every_widget else tables_to_refresh(events, known)
     if listener is not None and events:
         # The health poll may not have seen these yet; the newest event is the last one.
@@ -100,10 +100,10 @@ def render_status(position: int, listener: ListenerStatus | None) -> str:
 
 def render_clock(position: int, listener: ListenerStatus | None, *, every_widget: bool) -> str:
     """What the clock moved: the last-hour chart, and every widget's "Today" on a new day."""
-    tables = widgets.all_tables() if every_widget else []
+    tables = queries.all_tables() if every_widget else []
     context = {
-        "widgets": [widgets.widget(table) for table in tables],
-        "activity": widgets.activity(),
+        "widgets": [queries.widget(table) for table in tables],
+        "activity": queries.activity(),
         "position": position,
         "listener": listener,
         "clock_only": True,

@@ -26,10 +26,10 @@ from typing import Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from dashboard import clock, fragments
+from dashboard import clock, rendering
 from dashboard.clock import ClockChange, ClockReading, clock_change, read_clock
+from dashboard.event_stream import EventStream
 from dashboard.heartbeat import heartbeat_due, heartbeat_message, tick_seconds
-from dashboard.stream import EventStream
 from violations import event_log
 from violations.contract import resync_frame
 
@@ -202,7 +202,7 @@ class Hub:
         text = self._pulses.get((kind, position))
         if text is None:
             if kind == "dashboard":
-                text = fragments.render_heartbeat(position, self._pulse_at)
+                text = rendering.render_heartbeat(position, self._pulse_at)
             else:
                 text = heartbeat_message(position, self._pulse_at)
             self._pulses[(kind, position)] = text
@@ -247,11 +247,11 @@ class Hub:
             # Every render that shows the chart or "Today" is keyed by the clock's reading.
             if plan is Plan.REFRESH:
                 key = (plan, head, version, reading)
-                render = partial(fragments.render_refresh, head, status)
+                render = partial(rendering.render_refresh, head, status)
             elif plan is Plan.UPDATE:
                 key = (plan, position, head, version, reading, moved.today)
                 render = partial(
-                    fragments.render_update,
+                    rendering.render_update,
                     [e for e, _ in events],
                     head,
                     status,
@@ -259,9 +259,9 @@ class Hub:
                 )
             elif plan is Plan.CLOCK:
                 key = (plan, head, version, reading, moved.today)
-                render = partial(fragments.render_clock, head, status, every_widget=moved.today)
+                render = partial(rendering.render_clock, head, status, every_widget=moved.today)
             else:
-                key, render = (plan, head, version), partial(fragments.render_status, head, status)
+                key, render = (plan, head, version), partial(rendering.render_status, head, status)
             try:
                 html = await self.renders.get(key, render)
             except Exception:
