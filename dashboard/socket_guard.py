@@ -129,7 +129,7 @@ class SocketGuard:
                 await self.handle_resume(parsed.since)
 
     async def handle_resume(self, since: int | None) -> None:
-        """The client asks for what happened after event `since` (None: everything current).
+        """The client asks for the events after seq `since` (None: everything current).
 
         A no-op here; consumers that can replay events override it.
         """

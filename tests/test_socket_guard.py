@@ -295,7 +295,7 @@ class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
         await self.send(text_data=f"resume since {since}")
 
 
-def test_a_resume_message_reaches_the_consumers_hook_with_its_event_id():
+def test_a_resume_message_reaches_the_consumers_hook_with_its_seq():
     async def scenario() -> list[str]:
         communicator = WebsocketCommunicator(ResumeRecorder.as_asgi(), "/ws/test/")
         connected, _ = await communicator.connect()
