@@ -3,11 +3,8 @@
 Events normally arrive through the channel layer, in `seq` order. The layer may lose some
 (Redis restarting, a listener killed between numbering and publishing), so the stream
 checks: a jump in `seq` is filled from the event log before going on, a repeat is dropped,
-and every `poll_interval` the log's head is compared with ours, so a loss at the very end
-of a burst is noticed too. The same poll reads the listener's health for the dashboard.
-
-Hand-written because this catch-up protocol is the project's own idea; the channel layer
-is only the fast path.
+and a head read from the log (`log_head_seen`, every second from the hub's listener watch)
+is caught up to, so a loss at the very end of a burst is noticed too.
 """
 
 import asyncio
@@ -16,11 +13,10 @@ from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 
+from dashboard.subscriptions import keep_subscribed
 from violations import event_log
 from violations.contract import EVENTS_GROUP, Event
-from violations.event_log import ListenerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +27,10 @@ LOG_PAGE = 1000
 
 
 class EventStream:
-    def __init__(self, *, poll_interval: float = 1.0, recent: int = RECENT_EVENTS) -> None:
-        self.poll_interval = poll_interval
+    """The process's events in `seq` order, the recent ones kept, and waiters woken on each."""
+
+    def __init__(self, *, recent: int = RECENT_EVENTS) -> None:
         self.head = 0  # last seq applied, valid once `ready` is set
-        self.status: ListenerStatus | None = None
-        self.status_version = 0  # bumped when the listener goes active or inactive
-        self.status_known = asyncio.Event()
         self.ready = asyncio.Event()
         self.subscribed = asyncio.Event()  # set while in the channel-layer group
         self._recent: deque[tuple[Event, str]] = deque(maxlen=recent)
@@ -56,7 +50,6 @@ class EventStream:
         self._tasks = [
             asyncio.create_task(self._receive(), name="event-stream-receive"),
             asyncio.create_task(self._sequence(), name="event-stream-sequence"),
-            asyncio.create_task(self._poll(), name="event-stream-poll"),
         ]
 
     async def stop(self) -> None:
@@ -82,8 +75,13 @@ class EventStream:
 
     def wake(self) -> None:
         """Wake every waiter: something they follow besides the stream moved (the hub's
-        clock or heartbeat)."""
+        clock, heartbeat or listener watch)."""
         self._notify()
+
+    def log_head_seen(self, head: int) -> None:
+        """The log's head as read from the database: events up to it are applied, read from
+        the log if the channel layer lost them."""
+        self._incoming.put_nowait(("head", head))
 
     async def events_between(self, after: int, upto: int) -> list[tuple[Event, str]] | None:
         """Events `after < seq <= upto` with their JSON text, or None if the log no longer
@@ -102,50 +100,12 @@ class EventStream:
 
     # --- tasks -------------------------------------------------------------------------
     async def _receive(self) -> None:
-        """Subscribe once for the whole process; resubscribe if the layer fails."""
-        layer = get_channel_layer()
-        delay = 0.5
-        while True:
-            channel = None
-            try:
-                channel = await layer.new_channel()
-                await layer.group_add(EVENTS_GROUP, channel)
-                self.subscribed.set()
-                delay = 0.5
-                while True:
-                    message = await layer.receive(channel)
-                    self._incoming.put_nowait(
-                        ("events", [Event.from_wire(wire) for wire in message["events"]])
-                    )
-            except asyncio.CancelledError:
-                # Stopping: awaiting the layer here could hang on a half-made subscription;
-                # the layer's connections close with it.
-                self.subscribed.clear()
-                raise
-            except Exception as exc:
-                self.subscribed.clear()
-                # Nothing is lost meanwhile: the poll reads the log.
-                logger.warning("event stream lost the channel layer (%s); resubscribing", exc)
-                if channel is not None:
-                    await _leave_group(layer, channel)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        """Subscribe once for the whole process; nothing is lost while resubscribing (the
+        log's head is still caught up to)."""
+        await keep_subscribed(EVENTS_GROUP, self._received, self.subscribed)
 
-    async def _poll(self) -> None:
-        while True:
-            try:
-                status = await database_sync_to_async(event_log.listener_status)()
-            except Exception as exc:
-                logger.warning("cannot read the listener's status (%s)", exc)
-            else:
-                flipped = self.status is None or status.active != self.status.active
-                self.status = status
-                self.status_known.set()
-                self._incoming.put_nowait(("head", status.head))
-                if flipped:
-                    self.status_version += 1
-                    self._notify()
-            await asyncio.sleep(self.poll_interval)
+    async def _received(self, message: dict[str, Any]) -> None:
+        self._incoming.put_nowait(("events", [Event.from_wire(w) for w in message["events"]]))
 
     async def _sequence(self) -> None:
         """Apply everything in `seq` order, reading from the log whatever did not arrive."""
@@ -211,12 +171,3 @@ class EventStream:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-
-async def _leave_group(layer: Any, channel: str) -> None:
-    """Best effort, bounded: the layer may be the thing that failed."""
-    try:
-        async with asyncio.timeout(2):
-            await layer.group_discard(EVENTS_GROUP, channel)
-    except Exception:
-        logger.debug("group_discard failed", exc_info=True)

@@ -30,8 +30,10 @@ from dashboard import clock, rendering
 from dashboard.clock import ClockChange, ClockReading, clock_change, read_clock
 from dashboard.event_stream import EventStream
 from dashboard.heartbeat import heartbeat_due, heartbeat_message, tick_seconds
+from dashboard.listener_watch import ListenerWatch, with_newest_event
 from violations import event_log
 from violations.contract import resync_frame
+from violations.event_log import ListenerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -129,17 +131,20 @@ class RenderCache:
 
 
 class Hub:
-    """The process's event stream, its clock and heartbeat, and the sockets following them."""
+    """The process's event stream, listener watch, clock and heartbeat, and the sockets
+    following them."""
 
     def __init__(
         self,
         stream: EventStream | None = None,
         *,
+        listener: ListenerWatch | None = None,
         dashboard_tick: float = DASHBOARD_TICK,
         heartbeat: float | None = None,
         clock_check: float = CLOCK_CHECK,
     ) -> None:
         self.stream = stream or EventStream()
+        self.listener = listener or ListenerWatch()
         self.renders = RenderCache()
         self.dashboard_tick = dashboard_tick
         self.heartbeat = settings.DASHBOARD_HEARTBEAT_SECONDS if heartbeat is None else heartbeat
@@ -153,11 +158,11 @@ class Hub:
         self._pulse_at = clock.now()
 
     def follow_dashboard(self, socket: FragmentSocket, since: int | None) -> asyncio.Task:
-        self._start()
+        self.start()
         return asyncio.create_task(self._follow_dashboard(socket, since))
 
     def follow_feed(self, socket: EventSocket, since: int | None) -> asyncio.Task:
-        self._start()
+        self.start()
         return asyncio.create_task(self._follow_feed(socket, since))
 
     async def stop(self) -> None:
@@ -165,11 +170,13 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
         self._timers = []
+        await self.listener.stop()
         await self.stream.stop()
 
-    def _start(self) -> None:
+    def start(self) -> None:
         """Start (or restart after a crash) the stream and the timers; idempotent."""
         self.stream.start()
+        self.listener.start(self._listener_read)
         if self._timers and not any(task.done() for task in self._timers):
             return
         for task in self._timers:
@@ -194,6 +201,11 @@ class Hub:
             if clock_change(self.reading, reading):  # else nothing on screen would change
                 self.reading = reading
                 self.stream.wake()
+
+    def _listener_read(self, status: ListenerStatus, flipped: bool) -> None:
+        self.stream.log_head_seen(status.head)
+        if flipped:
+            self.stream.wake()
 
     def _pulse(self, kind: str, position: int, tick: int) -> str:
         """The heartbeat for `kind` of socket at `position`: made once per tick and position."""
@@ -222,14 +234,14 @@ class Hub:
             if position is not None:
                 while not (
                     stream.head > position
-                    or stream.status_version != seen_status
+                    or self.listener.version != seen_status
                     or self.reading != seen_reading
                     or heartbeat_due(sent_tick, self.tick)
                 ):
                     await stream.next_change()
                 if loop.time() < next_tick:
                     await asyncio.sleep(next_tick - loop.time())
-            head, version, status = stream.head, stream.status_version, stream.status
+            head, version, status = stream.head, self.listener.version, self.listener.status
             reading, tick = self.reading, self.tick
             moved = clock_change(seen_reading, reading)
             plan = dashboard_plan(
@@ -250,11 +262,12 @@ class Hub:
                 render = partial(rendering.render_refresh, head, status)
             elif plan is Plan.UPDATE:
                 key = (plan, position, head, version, reading, moved.today)
+                missed = [e for e, _ in events]
                 render = partial(
                     rendering.render_update,
-                    [e for e, _ in events],
+                    missed,
                     head,
-                    status,
+                    with_newest_event(status, missed),
                     every_widget=moved.today,
                 )
             elif plan is Plan.CLOCK:

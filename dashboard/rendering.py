@@ -1,6 +1,5 @@
 """Deciding what to re-render for a batch of events, and rendering it (once, for everyone)."""
 
-import dataclasses
 import datetime
 from collections.abc import Iterable
 from typing import Any
@@ -81,11 +80,6 @@ def render_update(
     swapped out-of-band."""
     known = queries.all_tables()
     tables = known if every_widget else tables_to_refresh(events, known)
-    if listener is not None and events:
-        # The health poll may not have seen these yet; the newest event is the last one.
-        newest = datetime.datetime.fromisoformat(events[-1].at)
-        if listener.last_event_at is None or newest > listener.last_event_at:
-            listener = dataclasses.replace(listener, last_event_at=newest)
     context = page_context(tables, position=position, listener=listener)
     return render_to_string(
         "dashboard/_updates.html", context | {"inserted": inserted_tables(events)}

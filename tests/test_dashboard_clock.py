@@ -169,7 +169,7 @@ def test_midnight_and_each_minute_re_render_once_for_every_screen_and_a_quiet_ti
         seen: dict = {}
         async with running_hub(poll_interval=60, clock_check=0.05) as (hub, followers):
             await hub.stream.ready.wait()
-            await hub.stream.status_known.wait()
+            await hub.listener.known.wait()
             head = hub.stream.head
             followers.extend(hub.follow_dashboard(s, head) for s in screens)  # at the head
             await until(lambda: all(len(s.received) == 1 for s in screens), arrived)

@@ -15,9 +15,10 @@ from django.db import connection
 from dashboard import chart, rendering
 from dashboard.event_stream import EventStream
 from dashboard.hub import Hub, Plan, RenderCache, catch_up_plan
+from dashboard.listener_watch import ListenerWatch, with_newest_event
 from tests.browser import without_event_loop
 from violations.contract import EVENTS_GROUP, Event
-from violations.event_log import head_seq
+from violations.event_log import ListenerStatus, head_seq
 from violations.events import build_event, channel_layer_messages
 from violations.models import ChangeEvent
 
@@ -32,6 +33,16 @@ def test_only_the_widgets_a_batch_touches_are_re_rendered_in_page_order():
     events = [event(TABLES[2]), event(TABLES[0], "DELETE"), event(TABLES[2], "UPDATE")]
     assert rendering.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
     assert rendering.tables_to_refresh([event("auth_user")], TABLES) == []
+
+
+def test_an_update_shows_its_newest_event_as_the_listeners_last_one_until_the_poll_catches_up():
+    polled = datetime.datetime(2026, 11, 21, 11, 0, tzinfo=datetime.UTC)
+    status = ListenerStatus(active=True, head=1, last_event_at=polled)
+    newer = with_newest_event(status, [event(TABLES[0])])
+    assert newer.last_event_at == datetime.datetime(2026, 11, 21, 12, 0, tzinfo=datetime.UTC)
+    assert with_newest_event(newer, [event(TABLES[0])]) is newer
+    assert with_newest_event(status, []) is status
+    assert with_newest_event(None, [event(TABLES[0])]) is None
 
 
 def test_only_inserts_sound_an_alert_once_per_type():
@@ -165,8 +176,9 @@ async def running_hub(
     are cancelled and the hub stopped afterwards, however the scenario ends. Heartbeats
     only where a test asks for them (`heartbeat=`)."""
     options.setdefault("heartbeat", 3600)
-    hub = Hub(EventStream(poll_interval=poll_interval), dashboard_tick=dashboard_tick, **options)
-    hub.stream.start()
+    watch = ListenerWatch(interval=poll_interval)
+    hub = Hub(EventStream(), listener=watch, dashboard_tick=dashboard_tick, **options)
+    hub.start()
     followers: list[asyncio.Task] = []
     try:
         async with asyncio.timeout(10):
@@ -202,7 +214,7 @@ def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkey
         sockets = [RecordingSocket(arrived) for _ in range(5)]
         async with running_hub(poll_interval=0.2) as (hub, followers):
             await hub.stream.subscribed.wait()
-            await hub.stream.status_known.wait()
+            await hub.listener.known.wait()
             followers.append(hub.follow_dashboard(StalledSocket(), None))
             followers.extend(hub.follow_dashboard(socket, None) for socket in sockets)
             await until(lambda: all(s.received == ["refresh"] for s in sockets), arrived)
@@ -317,7 +329,7 @@ def test_a_burst_reaches_a_dashboard_merged_into_one_frame_per_tick_a_lone_event
         screen = TimedSocket(asyncio.Event())
         async with running_hub(poll_interval=60, dashboard_tick=1.0) as (hub, followers):
             await hub.stream.ready.wait()
-            await hub.stream.status_known.wait()
+            await hub.listener.known.wait()
             base = hub.stream.head
             followers.append(hub.follow_dashboard(screen, base))  # a page that is up to date
             await until(lambda: screen.received == ["status"], screen.arrived)
