@@ -59,7 +59,11 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def start_following(self, since: int | None) -> None:
-        self._follow_from(since)
+        self._follow_from(await self.start_point(since))
+
+    async def start_point(self, since: int | None) -> int | None:
+        """Where the hub task starts for a client that says `since`: `since` itself here."""
+        return since
 
     def _follow_from(self, since: int | None) -> None:
         if self.follow_task is not None:
@@ -160,15 +164,17 @@ class ViolationFeedConsumer(FollowingConsumer):
         except InvalidClientMessage as exc:
             await self.refuse_handshake(CloseCode.BAD_MESSAGE, str(exc))
             return
-        if since is None:
-            # "From the moment of connecting": the log's head, read before the handshake
-            # completes, so a change committed right after it is delivered even while this
-            # process's stream is still catching up.
-            since = await head_seq()
+        start = await self.start_point(since)  # before the handshake completes
         await self.accept()
-        await self.start_following(since)
+        self._follow_from(start)
 
-    def follow(self, since: int | None) -> asyncio.Task:
+    async def start_point(self, since: int | None) -> int:
+        # None is "from now": the log's head, read before the handshake or resume is
+        # answered, so a change committed right after is delivered even while this
+        # process's stream is still catching up.
+        return await head_seq() if since is None else since
+
+    def follow(self, since: int) -> asyncio.Task:
         return hub.follow_feed(self, since)
 
     async def send_event_text(self, text: str, position: int | None) -> None:

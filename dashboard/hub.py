@@ -161,7 +161,7 @@ class Hub:
         self.start()
         return asyncio.create_task(self._follow_dashboard(socket, since))
 
-    def follow_feed(self, socket: EventSocket, since: int | None) -> asyncio.Task:
+    def follow_feed(self, socket: EventSocket, since: int) -> asyncio.Task:
         self.start()
         return asyncio.create_task(self._follow_feed(socket, since))
 
@@ -287,8 +287,8 @@ class Hub:
             position, seen_status, seen_reading, sent_tick = head, version, reading, self.tick
             next_tick = (loop.time() // self.dashboard_tick + 1) * self.dashboard_tick
 
-    async def _follow_feed(self, socket: EventSocket, since: int | None) -> None:
-        """Send every event after `since` (None: from now), and a heartbeat when quiet.
+    async def _follow_feed(self, socket: EventSocket, since: int) -> None:
+        """Send every event after `since`, and a heartbeat when quiet.
 
         A `since` beyond the log's head is from another log: resync. One the stream has not
         reached yet is waited for, not refused: this process may be a moment behind the log
@@ -300,11 +300,9 @@ class Hub:
         await stream.ready.wait()
         position = since
         sent_tick = self.tick
-        # The stream never runs ahead of the log, so only a `since` beyond the stream
-        # needs the log's head (one query per connect saved on the common path).
-        if position is None or position > stream.head:
+        # The stream never runs ahead of the log: only a `since` beyond it needs the log's head.
+        if position > stream.head:
             log_head = await database_sync_to_async(event_log.head_seq)()
-            position = log_head if since is None else since
             if position > log_head:
                 await socket.send_event_text(resync_message(log_head), log_head)
                 position = log_head

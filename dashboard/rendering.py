@@ -4,12 +4,9 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.template.loader import render_to_string
-from django.utils import timezone
 
-from dashboard import clock, queries
-from violations import event_log
+from dashboard import queries
 from violations.contract import Event
 from violations.event_log import ListenerStatus
 
@@ -49,17 +46,6 @@ def page_context(
         "activity": queries.activity(),
         "position": position,
         "listener": listener,
-    }
-
-
-def first_page_context() -> dict[str, Any]:
-    """The whole page. The position is read first, so the parts are at least that new."""
-    position = event_log.head_seq()
-    return page_context(position=position, listener=event_log.listener_status()) | {
-        # The page ages "last event" by the server's clock and says which zone "Today" is.
-        "server_time": clock.now(),
-        "time_zone": timezone.get_default_timezone_name(),
-        "stale_after_ms": round(settings.DASHBOARD_STALE_SECONDS * 1000),
     }
 
 
