@@ -4,8 +4,8 @@ Both endpoints resume. A client says where it is with `{"type": "resume", "since
 (the last `seq` it applied; the feed also takes `?since=N`) and receives what it missed.
 
 Access, logout, and everything a client sends are handled by the SocketGuard mixin
-(dashboard/socket_guard.py): a consumer checks `refuse_unless_viewer()` first in
-`connect()`, and receives a valid resume message as `handle_resume(since)`.
+(dashboard/socket_guard.py) before `connect()` runs; a valid resume message arrives as
+`handle_resume(since)`.
 """
 
 import asyncio
@@ -124,8 +124,6 @@ class DashboardConsumer(FollowingConsumer):
     """
 
     async def connect(self) -> None:
-        if await self.refuse_unless_viewer():
-            return
         await self.accept()
         loop = asyncio.get_running_loop()
         self._refresh_timer = loop.call_later(RESUME_WAIT, self._refresh_unless_resumed)
@@ -157,8 +155,6 @@ class ViolationFeedConsumer(FollowingConsumer):
     """
 
     async def connect(self) -> None:
-        if await self.refuse_unless_viewer():
-            return
         try:
             since = since_from_query(self.scope.get("query_string", b""))
         except InvalidClientMessage as exc:

@@ -223,6 +223,17 @@ def grant_dashboard_view(user) -> None:
     )
 
 
+def as_viewer(application):
+    """`application` with a viewer in its scope, for a consumer tested in-process: an unsaved
+    active superuser, who may view without a database query (and has no session to cap)."""
+    viewer = get_user_model()(username="in-process-viewer", is_active=True, is_superuser=True)
+
+    async def with_viewer(scope, receive, send):
+        return await application(dict(scope, user=viewer), receive, send)
+
+    return with_viewer
+
+
 @pytest.fixture
 def session_cookie(transactional_db) -> str:
     """A logged-in dashboard viewer's session cookie, as a browser would hold it."""

@@ -13,6 +13,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -20,9 +23,10 @@ from websockets.sync.client import connect
 from websockets.uri import parse_uri
 
 from dashboard.client_messages import MAX_MESSAGE_BYTES, InvalidClientMessage, since_from_query
+from dashboard.routing import guarded, websocket_urlpatterns
 from dashboard.socket_guard import SocketGuard
 from tests.browser import without_event_loop
-from tests.conftest import grant_dashboard_view
+from tests.conftest import as_viewer, grant_dashboard_view
 from tests.processes import Daphne
 from tests.web_client import WebClient, close_code, next_close_code, still_open
 
@@ -297,7 +301,7 @@ class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
 
 def test_a_resume_message_reaches_the_consumers_hook_with_its_seq():
     async def scenario() -> list[str]:
-        communicator = WebsocketCommunicator(ResumeRecorder.as_asgi(), "/ws/test/")
+        communicator = WebsocketCommunicator(as_viewer(ResumeRecorder.as_asgi()), "/ws/test/")
         connected, _ = await communicator.connect()
         assert connected
         await communicator.send_to(text_data='{"type": "ping"}')
@@ -314,3 +318,61 @@ def test_a_resume_message_reaches_the_consumers_hook_with_its_seq():
     finally:
         channel_layers.backends.clear()
     assert replies == ["resume since 7", "resume since None"]
+
+
+# --- Access is not opt-in: a new consumer inherits it ------------------------------------------
+
+
+class Forgetful(SocketGuard, AsyncWebsocketConsumer):
+    """A new consumer whose author wrote no access check at all."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.send(text_data="the dashboard's data")
+
+
+def opened_as(user) -> list[dict]:
+    """What a Forgetful socket opened by `user` receives first."""
+
+    async def with_user(scope, receive, send):
+        return await Forgetful.as_asgi()(dict(scope, user=user), receive, send)
+
+    async def scenario() -> list[dict]:
+        communicator = WebsocketCommunicator(with_user, "/ws/new/")
+        connected, _ = await communicator.connect()
+        assert connected  # accepted, so the client sees the close code
+        received = [await communicator.receive_output(timeout=5)]
+        await communicator.disconnect()
+        return received
+
+    channel_layers.backends.clear()
+    try:
+        with without_event_loop():
+            return asyncio.run(scenario())
+    finally:
+        channel_layers.backends.clear()
+
+
+def test_a_new_consumer_without_any_access_call_refuses_an_anonymous_visitor():
+    assert opened_as(AnonymousUser()) == [{"type": "websocket.close", "code": 4401}]
+
+
+def test_a_new_consumer_without_any_access_call_refuses_a_user_without_the_permission():
+    user = get_user_model().objects.create_user("no-permission", password=PASSWORD)
+    assert opened_as(user) == [{"type": "websocket.close", "code": 4403}]
+
+
+def test_a_new_consumer_serves_a_viewer():
+    user = get_user_model().objects.create_user("may-view", password=PASSWORD)
+    grant_dashboard_view(user)
+    assert opened_as(user) == [{"type": "websocket.send", "text": "the dashboard's data"}]
+
+
+def test_routing_refuses_a_consumer_that_would_skip_the_access_checks():
+    class Open(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept()
+
+    with pytest.raises(ImproperlyConfigured, match="open to anyone"):
+        guarded([path("ws/open/", Open.as_asgi())])
+    assert guarded(websocket_urlpatterns) == websocket_urlpatterns
