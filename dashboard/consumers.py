@@ -165,9 +165,9 @@ class ViolationFeedConsumer(FollowingConsumer):
         self._follow_from(start)
 
     async def start_point(self, since: int | None) -> int:
-        # None is "from now": the log's head, read before the handshake or resume is
-        # answered, so a change committed right after is delivered even while this
-        # process's stream is still catching up.
+        """None is "from now": the log's head, read before the handshake or resume is
+        answered, so a change committed right after is delivered even while this process's
+        stream is still catching up."""
         return await head_seq() if since is None else since
 
     def follow(self, since: int) -> asyncio.Task:

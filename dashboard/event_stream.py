@@ -63,9 +63,7 @@ class EventStream:
     # --- what subscribers use ----------------------------------------------------------
     async def next_change(self) -> None:
         """Return at the stream's next change (or the next `wake()`); callers re-check."""
-        # One future per waiter rather than one shared and shielded: waking a socket then
-        # costs one callback instead of three, which is most of the fan-out's own cost per
-        # frame, and a waiter cancelled (its socket closed) touches no other.
+        # One future per waiter: the cheapest wake-up (docs/decisions.md, issue 15).
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
         try:

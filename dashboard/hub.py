@@ -10,9 +10,8 @@ itself, and it never holds more than one pending range, whatever the event rate.
 Two timers per process, not per socket, wake the same tasks: the clock (what "Today" and
 the last-hour chart show moves without any event: dashboards are sent one shared render
 when it does) and the heartbeat (a socket sent nothing for a while is sent its position
-and the server's time, so a client can tell a quiet stream from a dead one).
-
-Hand-written because this per-process fan-out and resume is the project's own idea.
+and the server's time, so a client can tell a quiet stream from a dead one). So does the
+listener watch, when the listener goes active or inactive.
 """
 
 import asyncio
