@@ -291,6 +291,16 @@ def test_a_logged_out_session_cannot_open_a_socket_again(daphne):
 # --- The resume hook, in-process ---------------------------------------------------------------
 
 
+def run_in_process(scenario):
+    """asyncio.run(scenario()) with a channel layer bound to that loop."""
+    channel_layers.backends.clear()  # the layer binds to the loop that first uses it
+    try:
+        with without_event_loop():  # Playwright's parked loop, if a browser test ran first
+            return asyncio.run(scenario())
+    finally:
+        channel_layers.backends.clear()
+
+
 class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
@@ -311,12 +321,7 @@ def test_a_resume_message_reaches_the_consumers_hook_with_its_seq():
         await communicator.disconnect()
         return replies
 
-    channel_layers.backends.clear()  # the layer binds to the loop that first uses it
-    try:
-        with without_event_loop():  # Playwright's parked loop, if a browser test ran first
-            replies = asyncio.run(scenario())
-    finally:
-        channel_layers.backends.clear()
+    replies = run_in_process(scenario)
     assert replies == ["resume since 7", "resume since None"]
 
 
@@ -345,12 +350,7 @@ def opened_as(user) -> list[dict]:
         await communicator.disconnect()
         return received
 
-    channel_layers.backends.clear()
-    try:
-        with without_event_loop():
-            return asyncio.run(scenario())
-    finally:
-        channel_layers.backends.clear()
+    return run_in_process(scenario)
 
 
 def test_a_new_consumer_without_any_access_call_refuses_an_anonymous_visitor():
