@@ -173,7 +173,8 @@ class Hub:
         await self.stream.stop()
 
     def start(self) -> None:
-        """Start (or restart after a crash) the stream and the timers; idempotent."""
+        """Start (or restart after a crash) the stream, the listener watch and the timers;
+        idempotent."""
         self.stream.start()
         self.listener.start(self._listener_read)
         if self._timers and not any(task.done() for task in self._timers):

@@ -34,19 +34,22 @@ def page_context(
     *,
     position: int | None = None,
     listener: ListenerStatus | None = None,
+    with_feed: bool = True,
 ) -> dict[str, Any]:
     """The dashboard's parts: every widget, or only those of `tables`, with feed and chart.
 
     `position` is the last event the parts include; the page reports it when it reconnects.
     """
     tables = queries.all_tables() if tables is None else tables
-    return {
+    context = {
         "widgets": [queries.widget(table) for table in tables],
-        "feed": queries.feed(),
         "activity": queries.activity(),
         "position": position,
         "listener": listener,
     }
+    if with_feed:
+        context["feed"] = queries.feed()
+    return context
 
 
 def render_refresh(position: int, listener: ListenerStatus | None) -> str:
@@ -81,14 +84,8 @@ def render_status(position: int, listener: ListenerStatus | None) -> str:
 def render_clock(position: int, listener: ListenerStatus | None, *, every_widget: bool) -> str:
     """What the clock moved: the last-hour chart, and every widget's "Today" on a new day."""
     tables = queries.all_tables() if every_widget else []
-    context = {
-        "widgets": [queries.widget(table) for table in tables],
-        "activity": queries.activity(),
-        "position": position,
-        "listener": listener,
-        "clock_only": True,
-    }
-    return render_to_string("dashboard/_updates.html", context)
+    context = page_context(tables, position=position, listener=listener, with_feed=False)
+    return render_to_string("dashboard/_updates.html", context | {"clock_only": True})
 
 
 def render_heartbeat(seq: int, at: datetime.datetime) -> str:
