@@ -45,6 +45,15 @@ def test_an_update_shows_its_newest_event_as_the_listeners_last_one_until_the_po
     assert with_newest_event(None, [event(TABLES[0])]) is None
 
 
+def test_the_listener_watch_counts_a_version_only_when_the_listener_goes_active_or_inactive():
+    watch = ListenerWatch()
+    readings = [(True, 1), (True, 2), (False, 2), (False, 3), (True, 3)]
+    flips = [watch.record(ListenerStatus(active, head, None)) for active, head in readings]
+    assert flips == [True, False, True, False, True]
+    assert watch.version == 3
+    assert watch.status == ListenerStatus(True, 3, None)
+
+
 def test_only_inserts_sound_an_alert_once_per_type():
     events = [event(TABLES[1]), event(TABLES[1]), event(TABLES[0], "UPDATE")]
     assert rendering.inserted_tables(events) == [TABLES[1]]
