@@ -7,7 +7,7 @@ Both endpoints behave the same: /ws/dashboard/ (HTML fragments) and /ws/violatio
 
 import asyncio
 import json
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -16,7 +16,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.uri import parse_uri
 
@@ -27,7 +27,7 @@ from tests.browser import without_event_loop
 from tests.conftest import grant_dashboard_view
 from tests.in_process import OWN_ORIGIN, REFUSED, handshake
 from tests.processes import Daphne
-from tests.web_client import WebClient, answers_in_order, close_code, next_close_code
+from tests.web_client import WebClient, answers_in_order, close_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,36 +84,95 @@ def test_only_the_pages_exact_origin_may_open_a_socket(path, origin):
     assert handshake(path, origin=OWN_ORIGIN) == CloseCode.UNAUTHENTICATED
 
 
-# --- What a client may send ------------------------------------------------------------------
+# --- What a client may send, in-process ------------------------------------------------------
+# The rules are SocketGuard's, the same for both endpoints; tests/test_web_servers.py has
+# Daphne and uvicorn deliver the close codes.
 
 
-@pytest.mark.parametrize("path", SOCKETS)
-def test_an_oversized_message_closes_the_socket_with_4413(daphne, path):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        socket.send(OVERSIZED)
-        assert next_close_code(socket) == 4413
+class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.accept()
+
+    async def handle_resume(self, since: int | None) -> None:
+        await self.send(text_data=f"resume since {since}")
 
 
-@pytest.mark.parametrize("path", SOCKETS)
-def test_an_unknown_message_gets_no_reply(daphne, path):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        socket.send(json.dumps({"type": "echo", "text": "<script>alert(1)</script>"}))
-        # Frames are handled in order: had the first produced any reply, it would arrive
-        # before the close the oversized one causes.
-        socket.send(OVERSIZED)
-        assert next_close_code(socket) == 4413
+LAST = json.dumps({"type": "resume", "since": 0})  # answered once all before it are handled
 
 
-@pytest.mark.parametrize("path", SOCKETS)
+def replies(*frames: str | bytes) -> list[str | int]:
+    """What a SocketGuard consumer sends back, in-process, for `frames` and then LAST: its
+    text frames up to LAST's answer, or up to its close code if it closes first."""
+
+    async def scenario() -> list[str | int]:
+        socket = WebsocketCommunicator(ResumeRecorder.as_asgi(), "/ws/test/")
+        connected, _ = await socket.connect()
+        assert connected
+        for frame in (*frames, LAST):
+            kind = "bytes_data" if isinstance(frame, bytes) else "text_data"
+            await socket.send_to(**{kind: frame})
+        received: list[str | int] = []
+        while not received or received[-1] not in ("resume since 0", *CloseCode):
+            output = await socket.receive_output(timeout=5)
+            received.append(
+                output["code"] if output["type"] == "websocket.close" else output["text"]
+            )
+        await socket.disconnect()
+        return received
+
+    channel_layers.backends.clear()  # the layer binds to the loop that first uses it
+    try:
+        with without_event_loop():  # Playwright's parked loop, if a browser test ran first
+            return asyncio.run(scenario())
+    finally:
+        channel_layers.backends.clear()
+
+
+in_process = pytest.mark.django_db  # touches no row: no flush to pay for
+
+
+@in_process
+def test_an_oversized_message_closes_the_socket_with_4413():
+    assert replies(OVERSIZED) == [CloseCode.MESSAGE_TOO_BIG]
+
+
+@in_process
+def test_an_unknown_message_gets_no_reply():
+    echo = json.dumps({"type": "echo", "text": "<script>alert(1)</script>"})
+    assert replies(echo) == ["resume since 0"]
+
+
+@in_process
 @pytest.mark.parametrize(
     "frame",
     ["not json", '{"no": "type"}', '{"type": "resume", "since": -1}', b"\x00binary"],
     ids=["not-json", "no-type", "bad-since", "binary"],
 )
-def test_a_malformed_message_closes_the_socket_with_4400(daphne, path, frame):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        socket.send(frame)
-        assert next_close_code(socket) == 4400
+def test_a_malformed_message_closes_the_socket_with_4400(frame):
+    assert replies(frame) == [CloseCode.BAD_MESSAGE]
+
+
+@in_process
+def test_a_resume_message_reaches_the_consumers_hook_with_its_event_id():
+    resumes = ['{"type": "resume", "since": 7}', '{"type": "resume", "since": null}']
+    assert replies('{"type": "ping"}', *resumes) == [
+        "resume since 7",
+        "resume since None",
+        "resume since 0",
+    ]
+
+
+@in_process
+def test_a_client_flooding_messages_is_disconnected_with_4429():
+    assert replies(*['{"type": "ping"}'] * 200) == [CloseCode.TOO_MANY_MESSAGES]
+
+
+@in_process
+def test_messages_within_the_allowance_keep_the_socket_open():
+    # LAST is the burst's last message.
+    pings = ['{"type": "ping"}'] * (SocketGuard.message_burst - 1)
+    assert replies(*pings) == ["resume since 0"]
+    assert replies(*pings, '{"type": "ping"}') == [CloseCode.TOO_MANY_MESSAGES]
 
 
 @pytest.mark.parametrize("path", SOCKETS)
@@ -121,25 +180,6 @@ def test_a_resume_message_is_answered(daphne, path):
     with open_ready(viewer(daphne), daphne, path) as socket:
         # A resync for the feed (no log reaches 2**63-1), a refresh for the dashboard.
         assert answers_in_order(socket)
-
-
-@pytest.mark.parametrize("path", SOCKETS)
-def test_a_client_flooding_messages_is_disconnected_with_4429(daphne, path):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        sent = 0
-        with suppress(ConnectionClosed):
-            while sent < 200:  # harmless messages, as fast as the client can send them
-                socket.send('{"type": "ping"}')
-                sent += 1
-        assert close_code(socket) == 4429
-        assert sent > SocketGuard.message_burst
-
-
-def test_messages_within_the_allowance_keep_the_socket_open(daphne):
-    with open_ready(viewer(daphne), daphne, "/ws/violations/") as socket:
-        for _ in range(SocketGuard.message_burst - 1):
-            socket.send('{"type": "ping"}')
-        assert answers_in_order(socket)  # its resume is the burst's last message
 
 
 # --- The feed's ?since= -------------------------------------------------------------------------
@@ -266,35 +306,3 @@ def test_a_logged_out_session_cannot_open_a_socket_again(daphne):
         open_timeout=10,
     ) as socket:
         assert close_code(socket) == 4401
-
-
-# --- The resume hook, in-process ---------------------------------------------------------------
-
-
-class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
-    async def connect(self) -> None:
-        await self.accept()
-
-    async def handle_resume(self, since: int | None) -> None:
-        await self.send(text_data=f"resume since {since}")
-
-
-def test_a_resume_message_reaches_the_consumers_hook_with_its_event_id():
-    async def scenario() -> list[str]:
-        communicator = WebsocketCommunicator(ResumeRecorder.as_asgi(), "/ws/test/")
-        connected, _ = await communicator.connect()
-        assert connected
-        await communicator.send_to(text_data='{"type": "ping"}')
-        await communicator.send_to(text_data='{"type": "resume", "since": 7}')
-        await communicator.send_to(text_data='{"type": "resume", "since": null}')
-        replies = [await communicator.receive_from(timeout=5) for _ in range(2)]
-        await communicator.disconnect()
-        return replies
-
-    channel_layers.backends.clear()  # the layer binds to the loop that first uses it
-    try:
-        with without_event_loop():  # Playwright's parked loop, if a browser test ran first
-            replies = asyncio.run(scenario())
-    finally:
-        channel_layers.backends.clear()
-    assert replies == ["resume since 7", "resume since None"]
