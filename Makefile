@@ -33,7 +33,7 @@ format: install
 test: lint  ## Lint, then the whole suite against real PostgreSQL, Redis, Daphne and psql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: lint  ## Lint, then the tests that start no process (no server, browser or psql): under a minute
+test-fast: lint  ## Lint, then only the tests that start no process (server, browser, psql)
 	$(BIN)/python -m pytest -m "not slow and not screenshots and not soak" $(PYTEST_ARGS)
 
 soak: install  ## Long delivery soaks (2,000 commits/s for 30 s); .ci/run runs them
