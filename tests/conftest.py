@@ -40,14 +40,17 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item, nextitem):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
     global _fast_test
     _fast_test = None if item.get_closest_marker("slow") else item.nodeid
-    try:
-        return (yield)
-    finally:
-        _fast_test = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem) -> None:
+    global _fast_test
+    # Not in teardown: a slow test's module or session fixtures may end after a fast test.
+    _fast_test = None
 
 
 def _fast_tests_start_no_process(event: str, args: tuple) -> None:
