@@ -1,5 +1,5 @@
-"""What every dashboard socket enforces, through a real Daphne and a real WebSocket client,
-or in-process where a server adds nothing (tests/in_process.py).
+"""What every dashboard socket enforces: in-process where a server adds nothing (Channels'
+WebsocketCommunicator), else through a real Daphne and a real WebSocket client.
 
 Cross-site WebSocket hijacking, what clients may send (size, shape, rate), and logout.
 Both endpoints behave the same: /ws/dashboard/ (HTML fragments) and /ws/violations/ (JSON).
@@ -30,6 +30,7 @@ from tests.processes import Daphne
 from tests.web_client import WebClient, answers_in_order, close_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
+in_process = pytest.mark.django_db  # touches no row: no flush to pay for
 
 PASSWORD = "a-long-test-password"
 SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
@@ -71,7 +72,7 @@ FOREIGN_ORIGINS = {
 }
 
 
-@pytest.mark.django_db  # touches no row: no flush to pay for
+@in_process
 @pytest.mark.parametrize("path", SOCKETS)
 @pytest.mark.parametrize("origin", FOREIGN_ORIGINS.values(), ids=FOREIGN_ORIGINS.keys())
 def test_only_the_pages_exact_origin_may_open_a_socket(path, origin):
@@ -112,11 +113,14 @@ def replies(*frames: str | bytes) -> list[str | int]:
             kind = "bytes_data" if isinstance(frame, bytes) else "text_data"
             await socket.send_to(**{kind: frame})
         received: list[str | int] = []
-        while not received or received[-1] not in ("resume since 0", *CloseCode):
+        while True:
             output = await socket.receive_output(timeout=5)
-            received.append(
-                output["code"] if output["type"] == "websocket.close" else output["text"]
-            )
+            if output["type"] == "websocket.close":
+                received.append(output["code"])
+                break
+            received.append(output["text"])
+            if output["text"] == "resume since 0":
+                break
         await socket.disconnect()
         return received
 
@@ -126,9 +130,6 @@ def replies(*frames: str | bytes) -> list[str | int]:
             return asyncio.run(scenario())
     finally:
         channel_layers.backends.clear()
-
-
-in_process = pytest.mark.django_db  # touches no row: no flush to pay for
 
 
 @in_process
