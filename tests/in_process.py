@@ -22,7 +22,7 @@ def handshake(
 ) -> int | str:
     """The close code the application answers a handshake for `path` with, once accepted;
     REFUSED if it closed the socket without accepting it."""
-    from config.asgi import application  # sets Django up: imported once pytest-django has
+    from config.asgi import application  # late: it sets Django up, after pytest-django
 
     headers = [(b"host", host.encode())]
     headers += [(b"origin", origin.encode())] if origin is not None else []
