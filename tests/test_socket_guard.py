@@ -21,13 +21,13 @@ from websockets.sync.client import connect
 from websockets.uri import parse_uri
 
 from dashboard.client_messages import MAX_MESSAGE_BYTES, InvalidClientMessage, since_from_query
-from dashboard.close_codes import CloseCode
 from dashboard.socket_guard import SocketGuard
 from tests.browser import without_event_loop
 from tests.conftest import grant_dashboard_view
 from tests.in_process import OWN_ORIGIN, REFUSED, handshake
 from tests.processes import Daphne
 from tests.web_client import WebClient, answers_in_order, close_code
+from violations.contract import CloseCode
 
 pytestmark = pytest.mark.django_db(transaction=True)
 in_process = pytest.mark.django_db  # touches no row: no flush to pay for
