@@ -238,6 +238,7 @@ def leftovers(project: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_the_default_project_is_the_repository_without_the_template_machinery(default_project):
     assert default_project.name == "safety-dashboard"
     expected = [
@@ -261,6 +262,7 @@ def env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
+@pytest.mark.slow
 def test_each_project_gets_a_secret_key_of_its_own(default_project, custom_project):
     """Generation writes .env from .env.example with a fresh random key: no generated
     stack runs on the shipped placeholder, and no two share a key."""
@@ -279,6 +281,7 @@ def test_each_project_gets_a_secret_key_of_its_own(default_project, custom_proje
     assert all(len(key) >= 50 for key in keys)
 
 
+@pytest.mark.slow
 def test_the_default_readme_keeps_the_project_and_loses_the_template_section(default_project):
     readme = (default_project / "README.md").read_text()
     root_readme = (PROJECT_ROOT / "README.md").read_text()
@@ -287,6 +290,7 @@ def test_the_default_readme_keeps_the_project_and_loses_the_template_section(def
     assert "Your own project from this template" not in readme
 
 
+@pytest.mark.slow
 def test_a_custom_project_carries_the_answers_everywhere(custom_project):
     project = custom_project
     assert project.name == "forklift-watch"
@@ -327,6 +331,7 @@ def test_a_custom_project_carries_the_answers_everywhere(custom_project):
         assert "make demo" not in text, path
 
 
+@pytest.mark.slow
 def test_the_custom_compose_file_follows_the_compose_spec(custom_project):
     result = subprocess.run(
         [
@@ -340,6 +345,7 @@ def test_the_custom_compose_file_follows_the_compose_spec(custom_project):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_project_with_the_longest_allowed_answers_is_lint_clean(generate, tmp_path):
     """Answers land in source lines: at their longest they must not break `make lint`."""
     longest = {
@@ -366,6 +372,7 @@ def generated_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_custom_projects_own_pipeline_and_compose_tests_pass(custom_project):
     # Its own code, not this checkout's (installed editable in this venv), is what runs.
@@ -407,6 +414,7 @@ def generated_projects_database() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.slow
 def test_the_custom_projects_migrations_notify_the_chosen_channel(custom_project, empty_database):
     env = generated_env() | {"DATABASE_URL": empty_database}
     migrate = subprocess.run(
@@ -441,6 +449,7 @@ def test_the_custom_projects_migrations_notify_the_chosen_channel(custom_project
     ]
 
 
+@pytest.mark.slow
 def test_a_bad_channel_is_refused_with_a_clear_message_and_nothing_is_written(
     generate, tmp_path, capfd
 ):
