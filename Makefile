@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run demo manage test lint format psql pg_dump pg_restore lock clean screenshots soak audit env
+.PHONY: install run demo manage test test-fast lint format psql pg_dump pg_restore lock clean screenshots soak audit env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ format: install
 
 test: lint  ## Lint, then the whole suite against real PostgreSQL, Redis, Daphne and psql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: lint  ## Lint, then only the tests that start no process (server, browser, psql)
+	$(BIN)/python -m pytest -m "not slow and not screenshots and not soak" $(PYTEST_ARGS)
 
 soak: install  ## Long delivery soaks (2,000 commits/s for 30 s); .ci/run runs them
 	$(BIN)/python -m pytest -m soak -q $(PYTEST_ARGS)

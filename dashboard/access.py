@@ -6,7 +6,7 @@ migration): no staff status, no admin. Superusers have every permission implicit
 
 from typing import Any
 
-from dashboard.close_codes import CloseCode
+from violations.contract import CloseCode
 
 VIEW_PERMISSION = "dashboard.view_dashboard"
 VIEWERS_GROUP = "Dashboard viewers"

@@ -3,7 +3,7 @@
 Pure functions, no IO. A message is one WebSocket text frame holding a JSON object with a
 string "type". The types:
 
-    {"type": "resume", "since": 1234}   # or "since": null — resume after event 1234
+    {"type": "resume", "since": 1234}   # or "since": null — resume after seq 1234
     {"type": "ack", "seq": 1234}        # I have everything the server sent up to 1234
 
 The feed's handshake may say the same in its query string, `?since=1234`
@@ -21,9 +21,9 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 MAX_MESSAGE_BYTES = 1024
-MAX_EVENT_ID = 2**63 - 1  # bigint, like the ids it refers to
+MAX_SEQ = 2**63 - 1  # bigint, like the `seq` column
 # [0-9], not \d: in a str pattern \d matches every Unicode decimal digit.
-_EVENT_ID_TEXT = re.compile(r"[0-9]{1,19}")
+_SEQ_TEXT = re.compile(r"[0-9]{1,19}")
 _JSON_INT = re.compile(r"-?[0-9]+")
 
 
@@ -37,7 +37,7 @@ class MessageTooLarge(InvalidClientMessage):
 
 @dataclass(frozen=True)
 class Resume:
-    """Send what happened after event `since` (None: the client has seen nothing yet)."""
+    """Send the events after seq `since` (None: the client has seen nothing yet)."""
 
     since: int | None
 
@@ -78,7 +78,7 @@ def parse_client_message(frame: str | bytes) -> ClientMessage | None:
     if not isinstance(kind, str):
         raise InvalidClientMessage('a message needs a string "type"')
     if kind == "resume":
-        return Resume(since=_event_id(data))
+        return Resume(since=_resume_since(data))
     if kind == "ack":
         return Ack(seq=_acked_seq(data))
     return None
@@ -86,28 +86,28 @@ def parse_client_message(frame: str | bytes) -> ClientMessage | None:
 
 def _acked_seq(data: dict[str, Any]) -> int:
     seq = data.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_EVENT_ID:
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
         raise InvalidClientMessage('"ack" needs "seq": an integer from 0 to 2**63-1')
     return seq
 
 
-def _event_id(data: dict[str, Any]) -> int | None:
+def _resume_since(data: dict[str, Any]) -> int | None:
     if "since" not in data:
-        raise InvalidClientMessage('"resume" needs "since": an event id or null')
+        raise InvalidClientMessage('"resume" needs "since": a seq or null')
     since = data["since"]
     if since is None:
         return None
-    # bool is an int in Python; a JSON true is not an event id, nor is 3.0.
-    if isinstance(since, bool) or not isinstance(since, int) or not 0 <= since <= MAX_EVENT_ID:
+    # bool is an int in Python; a JSON true is not a seq, nor is 3.0.
+    if isinstance(since, bool) or not isinstance(since, int) or not 0 <= since <= MAX_SEQ:
         raise InvalidClientMessage('"since" must be null or an integer from 0 to 2**63-1')
     return since
 
 
 def since_from_query(query_string: bytes) -> int | None:
-    """The event id in a handshake's `?since=N`; None when there is no `since`.
+    """The seq in a handshake's `?since=N`; None when there is no `since`.
 
     Raises InvalidClientMessage for anything but one value of 1 to 19 ASCII digits up to
-    MAX_EVENT_ID (an empty or repeated `since` included): a client that asks to resume
+    MAX_SEQ (an empty or repeated `since` included): a client that asks to resume
     from somewhere we cannot read is told, not silently sent something else.
     """
     # latin-1 maps every byte to a character, so no query string fails to decode.
@@ -117,12 +117,12 @@ def since_from_query(query_string: bytes) -> int | None:
         return None
     if len(values) != 1:
         raise InvalidClientMessage('"since" may be given once')
-    return event_id_from_text(values[0])
+    return seq_from_text(values[0])
 
 
-def event_id_from_text(text: str) -> int:
-    """An event id written as ASCII digits; InvalidClientMessage for anything else."""
-    if not _EVENT_ID_TEXT.fullmatch(text) or int(text) > MAX_EVENT_ID:
+def seq_from_text(text: str) -> int:
+    """A seq written as ASCII digits; InvalidClientMessage for anything else."""
+    if not _SEQ_TEXT.fullmatch(text) or int(text) > MAX_SEQ:
         raise InvalidClientMessage('"since" must be an integer from 0 to 2**63-1 in ASCII digits')
     return int(text)
 

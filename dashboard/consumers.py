@@ -4,8 +4,8 @@ Both endpoints resume. A client says where it is with `{"type": "resume", "since
 (the last `seq` it applied; the feed also takes `?since=N`) and receives what it missed.
 
 Access, logout, and everything a client sends are handled by the SocketGuard mixin
-(dashboard/socket_guard.py): a consumer checks `refuse_unless_viewer()` first in
-`connect()`, and receives a valid resume message as `handle_resume(since)`.
+(dashboard/socket_guard.py) before `connect()` runs; a valid resume message arrives as
+`handle_resume(since)`.
 """
 
 import asyncio
@@ -14,12 +14,12 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from dashboard.broadcast import hub
 from dashboard.client_messages import InvalidClientMessage, since_from_query
-from dashboard.close_codes import CloseCode
 from dashboard.flow_control import AckTimeout, Window
+from dashboard.hub import hub
 from dashboard.socket_guard import SocketGuard
 from violations import event_log
+from violations.contract import CloseCode
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,11 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
         raise NotImplementedError
 
     async def start_following(self, since: int | None) -> None:
-        self._follow_from(since)
+        self._follow_from(await self.start_point(since))
+
+    async def start_point(self, since: int | None) -> int | None:
+        """Where the hub task starts for a client that says `since`: `since` itself here."""
+        return since
 
     def _follow_from(self, since: int | None) -> None:
         if self.follow_task is not None:
@@ -120,8 +124,6 @@ class DashboardConsumer(FollowingConsumer):
     """
 
     async def connect(self) -> None:
-        if await self.refuse_unless_viewer():
-            return
         await self.accept()
         loop = asyncio.get_running_loop()
         self._refresh_timer = loop.call_later(RESUME_WAIT, self._refresh_unless_resumed)
@@ -153,22 +155,22 @@ class ViolationFeedConsumer(FollowingConsumer):
     """
 
     async def connect(self) -> None:
-        if await self.refuse_unless_viewer():
-            return
         try:
             since = since_from_query(self.scope.get("query_string", b""))
         except InvalidClientMessage as exc:
             await self.refuse_handshake(CloseCode.BAD_MESSAGE, str(exc))
             return
-        if since is None:
-            # "From the moment of connecting": the log's head, read before the handshake
-            # completes, so a change committed right after it is delivered even while this
-            # process's stream is still catching up.
-            since = await head_seq()
+        start = await self.start_point(since)  # before the handshake completes
         await self.accept()
-        await self.start_following(since)
+        self._follow_from(start)
 
-    def follow(self, since: int | None) -> asyncio.Task:
+    async def start_point(self, since: int | None) -> int:
+        """None is "from now": the log's head, read before the handshake or resume is
+        answered, so a change committed right after is delivered even while this process's
+        stream is still catching up."""
+        return await head_seq() if since is None else since
+
+    def follow(self, since: int) -> asyncio.Task:
         return hub.follow_feed(self, since)
 
     async def send_event_text(self, text: str, position: int | None) -> None:

@@ -11,9 +11,8 @@ its first after one to two ticks. The JSON feed's heartbeat is documented in the
 
 import datetime
 
-from violations.events import encode_event
+from violations.contract import heartbeat_frame
 
-HEARTBEAT_TYPE = "heartbeat"
 # Ticks of the timer per heartbeat interval: silence is at most this many ticks long.
 TICKS_PER_HEARTBEAT = 2
 
@@ -34,4 +33,4 @@ def heartbeat_due(last_sent_tick: int, tick: int) -> bool:
 
 def heartbeat_message(seq: int, at: datetime.datetime) -> str:
     """The feed's heartbeat: the last `seq` the socket was sent, and the server's time."""
-    return encode_event({"type": HEARTBEAT_TYPE, "seq": seq, "at": at.isoformat()})
+    return heartbeat_frame(seq, at.isoformat())

@@ -1,10 +1,7 @@
 """`ExactOriginValidator`: a WebSocket handshake is accepted only from an allowed origin.
 
-Channels' AllowedHostsOriginValidator compares only the Origin's host with ALLOWED_HOSTS, so
-a page on another port or scheme of an allowed host (`http://127.0.0.1:9999`, any local
-service, a plain-http twin of an https site) could open a socket with a viewer's cookies.
-Here scheme, host and port must all match, with the rule Django's CSRF check applies to
-unsafe requests:
+Scheme, host and port must all match (Channels' AllowedHostsOriginValidator compares the
+host only: docs/decisions.md), with the rule Django's CSRF check applies to unsafe requests:
 
 - the page's own origin: the handshake's Host (which must be in ALLOWED_HOSTS, so a
   DNS-rebound name is refused) with the scheme it was served on: https when the socket is

@@ -1,7 +1,6 @@
 """A token bucket: how many messages one socket may send, and how fast.
 
-Hand-written because what a socket needs is a yes/no per frame with no storage and no
-waiting; rate-limit libraries either sleep until a slot frees or keep shared counters.
+A yes/no per frame, no waiting, no shared storage: what rate-limit libraries don't offer.
 """
 
 import time

@@ -38,7 +38,7 @@ from django.db import connection
 from django.utils import timezone
 
 from dashboard.access import VIEW_PERMISSION
-from dashboard.close_codes import CloseCode
+from violations.contract import CloseCode
 
 logger = logging.getLogger(__name__)
 

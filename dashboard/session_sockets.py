@@ -1,14 +1,9 @@
 """Which of this process's sockets belong to which login session, so a logout closes them.
 
 Logging out on any web process announces the session on one channel-layer group that
-every process joins once; each process closes its own sockets of that session. One
-subscription per process rather than a channel and a group per socket: at thousands of
-sockets, per-socket subscriptions cost memory here and in Redis, and a receive task each.
-
-Sessions are named by a keyed digest, never by their key: messages on the layer are
-visible to anyone who can read Redis, and a session key is a login.
-
-Hand-written because it is the project's own idea (Channels has no per-process fan-in).
+every process joins once (dashboard.subscriptions); each process closes its own sockets of
+that session. Sessions are named by a keyed digest, never by their key: anyone who can
+read Redis sees the layer's messages, and a session key is a login.
 """
 
 import asyncio
@@ -20,10 +15,11 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.utils.crypto import salted_hmac
 
+from dashboard.subscriptions import keep_subscribed
+from violations.contract import LOGOUT_MESSAGE_TYPE, LOGOUTS_GROUP
+
 logger = logging.getLogger(__name__)
 
-LOGOUTS_GROUP = "dashboard.logouts"
-LOGOUT_MESSAGE = "session.logged_out"
 # A hung channel layer must not hang a logout or a connect forever.
 LAYER_TIMEOUT = 5.0
 
@@ -39,7 +35,7 @@ def session_tag(session_key: str) -> str:
 
 
 def logout_message(session_key: str) -> dict[str, str]:
-    return {"type": LOGOUT_MESSAGE, "session": session_tag(session_key)}
+    return {"type": LOGOUT_MESSAGE_TYPE, "session": session_tag(session_key)}
 
 
 class SessionSockets:
@@ -79,26 +75,10 @@ class SessionSockets:
             self._task = asyncio.create_task(self._receive(), name="session-sockets")
 
     async def _receive(self) -> None:
-        layer = get_channel_layer()
-        delay = 0.5
-        while True:
-            try:
-                channel = await layer.new_channel()
-                await layer.group_add(LOGOUTS_GROUP, channel)
-                self._subscribed.set()
-                delay = 0.5
-                while True:
-                    await self._close_sockets_of(await layer.receive(channel))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._subscribed.clear()
-                logger.warning("cannot hear logouts (%s); resubscribing", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        await keep_subscribed(LOGOUTS_GROUP, self._close_sockets_of, self._subscribed)
 
     async def _close_sockets_of(self, message: dict[str, Any]) -> None:
-        if message.get("type") != LOGOUT_MESSAGE:
+        if message.get("type") != LOGOUT_MESSAGE_TYPE:
             return
         for socket in list(self._sockets.pop(message.get("session", ""), ())):
             try:

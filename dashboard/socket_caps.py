@@ -1,22 +1,14 @@
 """How many sockets one login session, and one user, may hold open at once.
 
 Counted across every web process in Redis (the channel layer's, `REDIS_URL`): each open
-socket is a member of two sorted sets, its session's and its user's, scored with the
-moment its lease runs out. A connect removes lapsed members and counts, then adds itself,
-in one Lua script (atomic: two processes cannot both take the last place). Each process
-renews the leases of its open sockets every third of a lease; a closing socket removes
-itself. So a process that crashes (SIGKILL, a lost host) leaves its sockets counted for
-at most one lease (DASHBOARD_SOCKET_LEASE_SECONDS, 30 s), never forever, and a Redis that
-lost its data is recounted within one renewal. Times are Redis's own clock (TIME), so web
-hosts with skewed clocks agree.
+socket is a member of its session's and its user's sorted sets, scored with the moment its
+lease runs out, and admitted by one Lua script (atomic: two processes cannot both take the
+last place). Each process renews its sockets' leases every third of a lease, so a crashed
+process's sockets stop counting within one lease. Why leases, Redis's clock and letting a
+socket in when Redis is down: docs/decisions.md. Without REDIS_URL the count is per process.
 
-Without REDIS_URL (the in-memory layer: one process) the count is this process's own.
-If Redis cannot be reached when a socket opens, the socket is let in and counted at the
-next renewal: a dashboard stays up when Redis is down (it reads the event log).
-
-Settings: DASHBOARD_SOCKETS_PER_SESSION (20: a browser with a few tabs, reconnects
-overlapping their old sockets) and DASHBOARD_SOCKETS_PER_USER (200: one wall-screen
-account logged in on many screens, each its own session). Over either: close code 4409.
+Settings: DASHBOARD_SOCKETS_PER_SESSION (20), DASHBOARD_SOCKETS_PER_USER (200),
+DASHBOARD_SOCKET_LEASE_SECONDS (30). Over a cap: close code 4409.
 """
 
 import asyncio
@@ -29,8 +21,8 @@ from typing import Any
 
 from django.conf import settings
 
-from dashboard.close_codes import CloseCode
 from dashboard.session_sockets import session_tag
+from violations.contract import CloseCode
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,10 @@
 """What every dashboard socket enforces, whatever it serves: a mixin for Channels consumers.
 
-- Access: `refuse_unless_viewer()` in `connect()` closes the socket of a visitor who is not
-  logged in (4401) or lacks `dashboard.view_dashboard` (4403).
+Every check runs before the consumer's own `connect()`, so a consumer cannot forget one,
+and dashboard.routing refuses to route a consumer without this mixin.
+
+- Access: a visitor who is not logged in is closed with 4401, one without
+  `dashboard.view_dashboard` with 4403.
 - Logout: logging out (the `user_logged_out` signal) closes every socket of that session
   with 4401, on every web process (dashboard.session_sockets). Other sessions of the same
   user stay open: they are still logged in.
@@ -16,8 +19,8 @@
   one closes with 4400). Unknown types are dropped; "resume" calls `handle_resume()`.
   Nothing a client sends is ever echoed.
 
-Usage: `class MyConsumer(SocketGuard, AsyncWebsocketConsumer)`, with
-`if await self.refuse_unless_viewer(): return` first in `connect()`.
+Usage: `class MyConsumer(SocketGuard, AsyncWebsocketConsumer)`; its `connect()` runs only
+for a viewer who is let in.
 """
 
 import logging
@@ -35,11 +38,11 @@ from dashboard.client_messages import (
     Resume,
     parse_client_message,
 )
-from dashboard.close_codes import CloseCode
 from dashboard.rate_limit import TokenBucket
 from dashboard.revocation import Grant, access_watch
 from dashboard.session_sockets import announce_logout, session_sockets
 from dashboard.socket_caps import socket_caps
+from violations.contract import CloseCode
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +63,11 @@ class SocketGuard:
         self._closing = False
         session = self.scope.get("session")
         self._session_key = session.session_key if session is not None else None
-        # Registered before connect() checks the login, so a logout from then on reaches us.
+        # Registered before the login is checked, so a logout from then on reaches us.
         if self._session_key:
             await session_sockets.add(self._session_key, self)
+        if await self._refuse_unless_viewer():
+            return
         await super().websocket_connect(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
@@ -74,7 +79,7 @@ class SocketGuard:
         finally:
             await super().websocket_disconnect(message)
 
-    async def refuse_unless_viewer(self) -> bool:
+    async def _refuse_unless_viewer(self) -> bool:
         """Close the socket of anyone who may not watch the dashboard; True if it was closed."""
         code, grant = await database_sync_to_async(self._refusal)()
         if code is None and grant is not None:
@@ -129,7 +134,7 @@ class SocketGuard:
                 await self.handle_resume(parsed.since)
 
     async def handle_resume(self, since: int | None) -> None:
-        """The client asks for what happened after event `since` (None: everything current).
+        """The client asks for the events after seq `since` (None: everything current).
 
         A no-op here; consumers that can replay events override it.
         """

@@ -6,14 +6,14 @@ generation and removes the half-made folder. Runs on cookiecutter's Python: stdl
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
 import zoneinfo
+from pathlib import Path
+from types import ModuleType
 
-# The same rule as violations.notify.CHANNEL_NAME_PATTERN (a test keeps them equal; the
-# hook cannot import the project, whose dependencies cookiecutter's Python may not have).
-CHANNEL_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Folder, Python distribution, docker compose project and Redis prefix all accept this.
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 # Short enough that the lines it lands in stay within the line length ruff allows.
@@ -25,8 +25,26 @@ NAME_MAX_LENGTH = 80
 POSTGRES_VERSIONS = ("15", "16", "17", "18")
 
 
+def load_contract(repo_dir: str | None = None) -> ModuleType:
+    """The project's violations/contract.py, loaded by path: the identifier rule lives there
+    once, and the project's other dependencies may be missing from cookiecutter's Python.
+
+    cookiecutter runs a copy of this hook elsewhere; `repo_dir` (its `_repo_dir`) holds the
+    project folder that pre_prompt.py made. Loaded from hooks/, it is the repository root.
+    """
+    candidates = [*Path(repo_dir).glob("*/violations/contract.py")] if repo_dir else []
+    candidates.append(Path(__file__).resolve().parent.parent / "violations" / "contract.py")
+    path = next(path for path in candidates if path.is_file())
+    spec = importlib.util.spec_from_file_location("project_contract", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being made
+    spec.loader.exec_module(module)
+    return module
+
+
 def problems(answers: dict) -> list[str]:
     """What is wrong with `answers`, one sentence each; empty when all is well."""
+    contract = load_contract(answers.get("_repo_dir"))
     found = []
     name = answers["project_name"]
     if (
@@ -47,11 +65,11 @@ def problems(answers: dict) -> list[str]:
             "the Python distribution and the docker compose project)."
         )
     channel = answers["notify_channel"]
-    if not CHANNEL_NAME_PATTERN.fullmatch(channel):
+    if not contract.is_plain_identifier(channel):
         found.append(
             f"notify_channel {channel!r} is not a valid channel name: it is written into SQL "
-            "(the triggers' pg_notify and the listener's LISTEN), so use 1-63 characters of "
-            "a-z, 0-9 and _, not starting with a digit (^[a-z_][a-z0-9_]{0,62}$)."
+            "(the triggers' pg_notify and the listener's LISTEN), so use "
+            f"{contract.IDENTIFIER_RULE}."
         )
     time_zone = answers["time_zone"]
     if not _known_time_zone(time_zone):

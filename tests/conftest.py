@@ -25,6 +25,42 @@ from tests.browser import (  # noqa: F401 (fixtures)
 )
 from tests.processes import PROJECT_ROOT, WEB_SERVERS, Daphne, Listener, Uvicorn, WebServer
 
+# The tiers (`make test-fast` runs `-m "not slow"`). A test is slow when it starts a
+# process: through one of these fixtures (every server fixture needs stack_env; `web` picks
+# its server at run time), or by itself, when it is marked slow by hand.
+PROCESS_FIXTURES = {"stack_env", "playwright_instance", "web"}
+PROCESS_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.fork", "os.exec"}
+_fast_test: str | None = None  # the test running now, when it is in the fast tier
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marks
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    global _fast_test
+    _fast_test = None if item.get_closest_marker("slow") else item.nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem) -> None:
+    global _fast_test
+    # Not in teardown: a slow test's module or session fixtures may end after a fast test.
+    _fast_test = None
+
+
+def _fast_tests_start_no_process(event: str, args: tuple) -> None:
+    # Raised inside the call that would start it: a forgotten mark fails in `make test` too.
+    if _fast_test is not None and event in PROCESS_EVENTS:
+        raise RuntimeError(f"{_fast_test} starts a process ({event}): mark it slow")
+
+
+sys.addaudithook(_fast_tests_start_no_process)
+
 
 def with_database(url: str, name: str) -> str:
     """`url` pointing at database `name` instead (the query, e.g. a socket host, is kept)."""
@@ -221,6 +257,17 @@ def grant_dashboard_view(user) -> None:
     user.user_permissions.add(
         Permission.objects.get(content_type__app_label="dashboard", codename="view_dashboard")
     )
+
+
+def as_viewer(application):
+    """`application` with a viewer in its scope, for a consumer tested in-process: an unsaved
+    active superuser, who may view without a database query (and has no session to cap)."""
+    viewer = get_user_model()(username="in-process-viewer", is_active=True, is_superuser=True)
+
+    async def with_viewer(scope, receive, send):
+        return await application(dict(scope, user=viewer), receive, send)
+
+    return with_viewer
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Who may watch: the dashboard.view_dashboard permission, its group, and login throttling.
 
-Through a real Daphne, logging in with the real form, as a wall screen would.
+Through a real Daphne, logging in with the real form, as a wall screen would; a socket's
+refusal in-process, through the application's own middleware and consumers.
 """
 
 import pytest
@@ -8,11 +9,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.test import Client
 
 from dashboard.access import VIEWERS_GROUP
 from devstack.ports import wait_until
 from tests.conftest import LOGIN_COOLOFF_S, SCREEN_ADDRESS
-from tests.web_client import WebClient, close_code, still_open
+from tests.in_process import handshake
+from tests.web_client import WebClient, answers_in_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,12 +47,12 @@ def test_a_logged_in_account_without_the_permission_gets_a_403_saying_why(daphne
 
 
 @pytest.mark.parametrize("path", SOCKETS)
-def test_sockets_of_an_account_without_the_permission_close_with_4403(daphne, path):
-    make_user("visitor")
-    client = logged_in(daphne, "visitor")
+def test_sockets_of_an_account_without_the_permission_close_with_4403(path, settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    browser = Client()
+    browser.force_login(make_user("visitor"))
 
-    with client.open_socket(daphne.ws_url, path) as socket:
-        assert close_code(socket) == 4403
+    assert handshake(path, cookie=f"sessionid={browser.cookies['sessionid'].value}") == 4403
 
 
 def test_an_anonymous_visit_is_sent_to_log_in_not_refused(daphne):
@@ -57,10 +60,11 @@ def test_an_anonymous_visit_is_sent_to_log_in_not_refused(daphne):
     assert (response.status, response.location) == (302, "/accounts/login/?next=/")
 
 
+@pytest.mark.django_db  # touches no row: no flush to pay for
 @pytest.mark.parametrize("path", SOCKETS)
-def test_anonymous_sockets_close_with_4401(daphne, path):
-    with WebClient(daphne.http_url).open_socket(daphne.ws_url, path) as socket:
-        assert close_code(socket) == 4401
+def test_anonymous_sockets_close_with_4401(path):
+    # In-process; tests/test_web_servers.py has Daphne and uvicorn deliver it.
+    assert handshake(path, cookie=None) == 4401
 
 
 def test_a_superuser_needs_no_grant(daphne):
@@ -71,7 +75,7 @@ def test_a_superuser_needs_no_grant(daphne):
     with client.open_socket(daphne.ws_url, "/ws/dashboard/") as dashboard:
         assert "widget-violation_humandetections" in dashboard.recv(timeout=10)
     with client.open_socket(daphne.ws_url, "/ws/violations/") as feed:
-        assert still_open(feed)
+        assert answers_in_order(feed)
 
 
 def test_the_viewers_group_from_the_migration_lets_a_non_staff_account_watch(daphne):
@@ -95,7 +99,7 @@ def test_the_viewers_group_from_the_migration_lets_a_non_staff_account_watch(dap
     with client.open_socket(daphne.ws_url, "/ws/dashboard/") as dashboard:
         assert "widget-violation_humandetections" in dashboard.recv(timeout=10)
     with client.open_socket(daphne.ws_url, "/ws/violations/") as feed:
-        assert still_open(feed)
+        assert answers_in_order(feed)
 
 
 def test_repeated_bad_logins_lock_out_even_the_right_password(daphne):

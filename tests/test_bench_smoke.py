@@ -15,6 +15,8 @@ import pytest
 
 from tests.processes import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow
+
 SCENARIO_ROWS = {
     "latency": "| latency, commit → frame received,",
     "fanout": "| fan-out,",

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dashboard.client_messages import (
-    MAX_EVENT_ID,
     MAX_MESSAGE_BYTES,
+    MAX_SEQ,
     InvalidClientMessage,
     MessageTooLarge,
     Resume,
@@ -27,11 +27,11 @@ relaxed = settings(deadline=None)
         ('{"type": "resume", "since": null}', None),
         ('{"type": "resume", "since": 0}', 0),
         ('{"type": "resume", "since": 1234}', 1234),
-        (f'{{"type": "resume", "since": {MAX_EVENT_ID}}}', MAX_EVENT_ID),
+        (f'{{"type": "resume", "since": {MAX_SEQ}}}', MAX_SEQ),
         ('{"type": "resume", "since": 7, "extra": "ignored"}', 7),
     ],
 )
-def test_a_resume_message_parses_into_its_event_id(frame, since):
+def test_a_resume_message_parses_into_its_seq(frame, since):
     assert parse_client_message(frame) == Resume(since=since)
 
 
@@ -60,7 +60,7 @@ def test_a_message_of_an_unknown_type_is_ignored(frame):
         ('{"type": "resume", "since": "12"}', '"since" must be null or an integer'),
         ('{"type": "resume", "since": true}', '"since" must be null or an integer'),
         ('{"type": "resume", "since": [1]}', '"since" must be null or an integer'),
-        (f'{{"type": "resume", "since": {MAX_EVENT_ID + 1}}}', '"since" must be null'),
+        (f'{{"type": "resume", "since": {MAX_SEQ + 1}}}', '"since" must be null'),
         ("[" * 500 + "]" * 500, "must be a JSON object"),
         (b'{"type": "resume", "since": 1}', "binary frames are not accepted"),
     ],
@@ -127,14 +127,14 @@ def test_any_json_object_parses_only_to_a_valid_resume(fields, since):
     try:
         result = parse_client_message(frame)
     except InvalidClientMessage:
-        valid = since is None or (type(since) is int and 0 <= since <= MAX_EVENT_ID)
+        valid = since is None or (type(since) is int and 0 <= since <= MAX_SEQ)
         assert not valid or len(frame.encode()) > MAX_MESSAGE_BYTES
     else:
         assert result == Resume(since=since)
 
 
 @relaxed
-@given(st.one_of(st.none(), st.integers(min_value=0, max_value=MAX_EVENT_ID)))
+@given(st.one_of(st.none(), st.integers(min_value=0, max_value=MAX_SEQ)))
 def test_every_valid_resume_round_trips(since):
     assert parse_client_message(json.dumps({"type": "resume", "since": since})) == Resume(since)
 
@@ -151,10 +151,10 @@ def test_every_valid_resume_round_trips(since):
         (b"since=42&other=x", 42),
         (b"since=007", 7),
         (b"%73ince=5", 5),  # the key percent-encoded is still the key
-        (f"since={MAX_EVENT_ID}".encode(), MAX_EVENT_ID),
+        (f"since={MAX_SEQ}".encode(), MAX_SEQ),
     ],
 )
-def test_since_in_the_query_string_is_an_event_id_in_ascii_digits(query, since):
+def test_since_in_the_query_string_is_a_seq_in_ascii_digits(query, since):
     assert since_from_query(query) == since
 
 
@@ -176,7 +176,7 @@ def test_since_in_the_query_string_is_an_event_id_in_ascii_digits(query, since):
         b"since=",
         b"since",
         b"since=1&since=2",
-        f"since={MAX_EVENT_ID + 1}".encode(),
+        f"since={MAX_SEQ + 1}".encode(),
         b"since=" + b"9" * 5000,  # int() would raise on over 4300 digits
     ],
 )
@@ -187,14 +187,14 @@ def test_anything_else_as_since_is_refused(query):
 
 @relaxed
 @given(st.binary(max_size=200) | st.text(max_size=60).map(lambda t: ("since=" + t).encode()))
-def test_any_query_string_gives_an_event_id_none_or_a_refusal(query):
+def test_any_query_string_gives_a_seq_none_or_a_refusal(query):
     try:
         since = since_from_query(query)
     except InvalidClientMessage as exc:
         error = str(exc)
         assert error.startswith('"since"')
     else:
-        assert since is None or 0 <= since <= MAX_EVENT_ID
+        assert since is None or 0 <= since <= MAX_SEQ
 
 
 def test_a_number_in_a_message_is_ascii_digits_whichever_json_scanner_reads_it(monkeypatch):

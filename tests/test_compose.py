@@ -94,11 +94,13 @@ def check_compose_schema(path: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_the_compose_file_follows_the_compose_spec():
     result = check_compose_schema(COMPOSE_FILE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_schema_check_rejects_a_mistake(tmp_path):
     broken = COMPOSE_FILE.read_text().replace(
         "service_completed_successfully", "service_completed", 1
@@ -436,6 +438,7 @@ def officer(service_env) -> tuple[str, str]:
     return "officer", password
 
 
+@pytest.mark.slow
 def test_migrate_builds_an_empty_database_and_exits_0(migrated, compose, service_env):
     assert migrated.returncode == 0, migrated.stderr
     assert "Applying violations.0001_initial... OK" in migrated.stdout
@@ -472,6 +475,7 @@ def test_the_web_healthcheck_passes_while_web_is_up_and_fails_when_it_is_not(
     assert "did not answer 200" in down.stderr
 
 
+@pytest.mark.slow
 def test_the_listener_healthcheck_passes_while_it_delivers_and_fails_once_it_stops(
     listener, listener_health_file, compose, service_env
 ):
@@ -493,6 +497,7 @@ def test_the_listener_healthcheck_passes_while_it_delivers_and_fails_once_it_sto
         listener.start()
 
 
+@pytest.mark.slow
 def test_the_prune_service_prunes_at_once_then_waits_and_stops_on_sigterm(
     compose, service_env, migrated, tmp_path
 ):
@@ -508,6 +513,7 @@ def test_the_prune_service_prunes_at_once_then_waits_and_stops_on_sigterm(
     assert process.stop(timeout=5) == 0  # SIGTERM: a clean exit, promptly
 
 
+@pytest.mark.slow
 def test_the_web_healthcheck_works_behind_a_tls_proxy_too(compose, service_env, migrated, tmp_path):
     """With production's https redirect on and only the public host allowed (and a key of
     its own: .env.example's placeholder is refused for a public host)."""
@@ -593,6 +599,7 @@ def test_the_web_command_runs_daphne_unless_dotenv_says_otherwise(web, dotenv):
     assert load_compose(older)["services"]["web"]["environment"]["WEB_SERVER"] == "daphne"
 
 
+@pytest.mark.slow
 def test_with_web_server_uvicorn_in_dotenv_the_web_command_serves_under_uvicorn(
     web_under_uvicorn, listener, officer, compose_database, compose, service_env
 ):

@@ -27,8 +27,8 @@ from cookiecutter.main import cookiecutter
 from devstack.postgres import psql_binary
 from tests.conftest import empty_database
 from tests.processes import PROJECT_ROOT
-from violations.identifiers import is_plain_identifier
-from violations.notify import CHANNEL_NAME_PATTERN
+from violations import contract
+from violations.contract import is_plain_identifier
 
 HOOKS = PROJECT_ROOT / "hooks"
 MACHINERY = {"cookiecutter.json", "tests/test_cookiecutter.py"}
@@ -94,8 +94,10 @@ def template_only(name: str) -> bool:
 # --- The hooks' rules, without generating anything --------------------------------------------
 
 
-def test_the_hooks_channel_rule_is_the_projects():
-    assert pre_gen.CHANNEL_NAME_PATTERN.pattern == CHANNEL_NAME_PATTERN.pattern
+def test_the_hooks_channel_rule_is_the_projects_contract():
+    hooks_contract = pre_gen.load_contract()
+    assert hooks_contract.IDENTIFIER_PATTERN.pattern == contract.IDENTIFIER_PATTERN.pattern
+    assert hooks_contract.IDENTIFIER_RULE == contract.IDENTIFIER_RULE
 
 
 def test_every_default_that_names_something_in_sql_is_a_plain_identifier():
@@ -250,6 +252,7 @@ def leftovers(project: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_the_default_project_is_the_repository_without_the_template_machinery(default_project):
     assert default_project.name == "safety-dashboard"
     expected = [
@@ -339,6 +342,7 @@ def env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
+@pytest.mark.slow
 def test_each_project_gets_a_secret_key_of_its_own(default_project, custom_project):
     """Generation writes .env from .env.example with a fresh random key: no generated
     stack runs on the shipped placeholder, and no two share a key."""
@@ -357,6 +361,7 @@ def test_each_project_gets_a_secret_key_of_its_own(default_project, custom_proje
     assert all(len(key) >= 50 for key in keys)
 
 
+@pytest.mark.slow
 def test_the_default_readme_keeps_the_project_and_loses_the_template_section(default_project):
     readme = (default_project / "README.md").read_text()
     root_readme = (PROJECT_ROOT / "README.md").read_text()
@@ -365,6 +370,7 @@ def test_the_default_readme_keeps_the_project_and_loses_the_template_section(def
     assert "Your own project from this template" not in readme
 
 
+@pytest.mark.slow
 def test_a_custom_project_carries_the_answers_everywhere(custom_project):
     project = custom_project
     assert project.name == "forklift-watch"
@@ -375,7 +381,7 @@ def test_a_custom_project_carries_the_answers_everywhere(custom_project):
         in (project / "templates/base.html").read_text()
     )
     assert 'name = "forklift-watch"' in (project / "pyproject.toml").read_text()
-    assert 'NOTIFY_CHANNEL = "forklift_events"' in (project / "violations/notify.py").read_text()
+    assert 'NOTIFY_CHANNEL = "forklift_events"' in (project / "violations/contract.py").read_text()
     assert (
         'env("TIME_ZONE", default="Europe/Berlin")'
         in (project / "config/settings/base.py").read_text()
@@ -405,6 +411,7 @@ def test_a_custom_project_carries_the_answers_everywhere(custom_project):
         assert "make demo" not in text, path
 
 
+@pytest.mark.slow
 def test_the_custom_compose_file_follows_the_compose_spec(custom_project):
     result = subprocess.run(
         [
@@ -418,6 +425,7 @@ def test_the_custom_compose_file_follows_the_compose_spec(custom_project):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_project_with_the_longest_allowed_answers_is_lint_clean(generate, tmp_path):
     """Answers land in source lines: at their longest they must not break `make lint`."""
     longest = {
@@ -444,6 +452,7 @@ def generated_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_custom_projects_own_pipeline_and_compose_tests_pass(custom_project):
     # Its own code, not this checkout's (installed editable in this venv), is what runs.
@@ -451,7 +460,7 @@ def test_the_custom_projects_own_pipeline_and_compose_tests_pass(custom_project)
         [
             sys.executable,
             "-c",
-            "import violations.notify as n; print(n.__file__, n.NOTIFY_CHANNEL)",
+            "import violations.contract as c; print(c.__file__, c.NOTIFY_CHANNEL)",
         ],
         cwd=custom_project,
         env=generated_env(),
@@ -459,7 +468,7 @@ def test_the_custom_projects_own_pipeline_and_compose_tests_pass(custom_project)
         text=True,
         check=True,
     ).stdout.split()
-    assert where == [str(custom_project / "violations/notify.py"), "forklift_events"]
+    assert where == [str(custom_project / "violations/contract.py"), "forklift_events"]
 
     result = subprocess.run(
         [
@@ -485,6 +494,7 @@ def generated_projects_database() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.slow
 def test_the_custom_projects_migrations_notify_the_chosen_channel(custom_project, empty_database):
     env = generated_env() | {"DATABASE_URL": empty_database}
     migrate = subprocess.run(
@@ -519,6 +529,7 @@ def test_the_custom_projects_migrations_notify_the_chosen_channel(custom_project
     ]
 
 
+@pytest.mark.slow
 def test_a_bad_channel_is_refused_with_a_clear_message_and_nothing_is_written(
     generate, tmp_path, capfd
 ):

@@ -320,12 +320,3 @@ def test_the_page_is_served_with_a_csp_that_forbids_inline_script(daphne, sessio
     assert "unsafe-eval" not in policy
     assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None  # no inline <script>
     assert re.search(r"\son[a-z]+=", html) is None  # no inline event handlers
-
-
-def test_an_anonymous_dashboard_socket_is_closed_with_4401(open_feed):
-    from websockets.exceptions import ConnectionClosed
-
-    socket = open_feed("/ws/dashboard/", cookie=None)
-    with pytest.raises(ConnectionClosed) as closed:
-        socket.recv(timeout=2)
-    assert closed.value.rcvd.code == 4401

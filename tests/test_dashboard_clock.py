@@ -15,9 +15,9 @@ import pytest
 from channels.db import database_sync_to_async
 from playwright.sync_api import expect
 
-from dashboard import clock, fragments
-from dashboard.broadcast import Plan, dashboard_plan
+from dashboard import clock, rendering
 from dashboard.clock import ClockChange, clock_change, read_clock, seconds_to_next_minute
+from dashboard.hub import Plan, dashboard_plan
 from tests.test_dashboard_browser import insert, open_dashboard
 from tests.test_dashboard_logic import (  # noqa: F401 (in_memory_layer: a fixture)
     RecordingSocket,
@@ -155,13 +155,13 @@ def test_midnight_and_each_minute_re_render_once_for_every_screen_and_a_quiet_ti
     counts = database_sync_to_async(todays_count)
 
     renders: list[bool] = []
-    real_render_clock = fragments.render_clock
+    real_render_clock = rendering.render_clock
 
     def render_clock(position, listener, *, every_widget):
         renders.append(every_widget)
         return real_render_clock(position, listener, every_widget=every_widget)
 
-    monkeypatch.setattr(fragments, "render_clock", render_clock)
+    monkeypatch.setattr(rendering, "render_clock", render_clock)
 
     async def scenario() -> dict:
         arrived = asyncio.Event()
@@ -169,7 +169,7 @@ def test_midnight_and_each_minute_re_render_once_for_every_screen_and_a_quiet_ti
         seen: dict = {}
         async with running_hub(poll_interval=60, clock_check=0.05) as (hub, followers):
             await hub.stream.ready.wait()
-            await hub.stream.status_known.wait()
+            await hub.listener.known.wait()
             head = hub.stream.head
             followers.extend(hub.follow_dashboard(s, head) for s in screens)  # at the head
             await until(lambda: all(len(s.received) == 1 for s in screens), arrived)

@@ -12,30 +12,51 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from django.db import connection
 
-from dashboard import chart, fragments
-from dashboard.broadcast import Hub, Plan, RenderCache, catch_up_plan
-from dashboard.stream import EventStream
+from dashboard import chart, rendering
+from dashboard.event_stream import EventStream
+from dashboard.hub import Hub, Plan, RenderCache, catch_up_plan
+from dashboard.listener_watch import ListenerWatch, with_newest_event
 from tests.browser import without_event_loop
-from violations.event_log import head_seq
-from violations.events import EVENTS_GROUP, build_event, channel_layer_messages
+from violations.contract import EVENTS_GROUP, Event
+from violations.event_log import ListenerStatus, head_seq
+from violations.events import build_event, channel_layer_messages
 from violations.models import ChangeEvent
 
 TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
 
 
-def event(table: str, op: str = "INSERT", row_id: int = 1) -> dict:
-    return {"table": table, "op": op, "id": row_id, "data": None}
+def event(table: str, op: str = "INSERT", row_id: int = 1) -> Event:
+    return Event(seq=1, table=table, op=op, id=row_id, data=None, at="2026-11-21T12:00:00+00:00")
 
 
 def test_only_the_widgets_a_batch_touches_are_re_rendered_in_page_order():
     events = [event(TABLES[2]), event(TABLES[0], "DELETE"), event(TABLES[2], "UPDATE")]
-    assert fragments.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
-    assert fragments.tables_to_refresh([event("auth_user")], TABLES) == []
+    assert rendering.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
+    assert rendering.tables_to_refresh([event("auth_user")], TABLES) == []
+
+
+def test_an_update_shows_its_newest_event_as_the_listeners_last_one_until_the_poll_catches_up():
+    polled = datetime.datetime(2026, 11, 21, 11, 0, tzinfo=datetime.UTC)
+    status = ListenerStatus(active=True, head=1, last_event_at=polled)
+    newer = with_newest_event(status, [event(TABLES[0])])
+    assert newer.last_event_at == datetime.datetime(2026, 11, 21, 12, 0, tzinfo=datetime.UTC)
+    assert with_newest_event(newer, [event(TABLES[0])]) is newer
+    assert with_newest_event(status, []) is status
+    assert with_newest_event(None, [event(TABLES[0])]) is None
+
+
+def test_the_listener_watch_counts_a_version_only_when_the_listener_goes_active_or_inactive():
+    watch = ListenerWatch()
+    readings = [(True, 1), (True, 2), (False, 2), (False, 3), (True, 3)]
+    flips = [watch.record(ListenerStatus(active, head, None)) for active, head in readings]
+    assert flips == [True, False, True, False, True]
+    assert watch.version == 3
+    assert watch.status == ListenerStatus(True, 3, None)
 
 
 def test_only_inserts_sound_an_alert_once_per_type():
     events = [event(TABLES[1]), event(TABLES[1]), event(TABLES[0], "UPDATE")]
-    assert fragments.inserted_tables(events) == [TABLES[1]]
+    assert rendering.inserted_tables(events) == [TABLES[1]]
 
 
 NOW = datetime.datetime(2026, 11, 21, 12, 30, 45, tzinfo=datetime.UTC)
@@ -164,8 +185,9 @@ async def running_hub(
     are cancelled and the hub stopped afterwards, however the scenario ends. Heartbeats
     only where a test asks for them (`heartbeat=`)."""
     options.setdefault("heartbeat", 3600)
-    hub = Hub(EventStream(poll_interval=poll_interval), dashboard_tick=dashboard_tick, **options)
-    hub.stream.start()
+    watch = ListenerWatch(interval=poll_interval)
+    hub = Hub(EventStream(), listener=watch, dashboard_tick=dashboard_tick, **options)
+    hub.start()
     followers: list[asyncio.Task] = []
     try:
         async with asyncio.timeout(10):
@@ -187,21 +209,21 @@ def in_memory_layer(settings):
 @pytest.mark.django_db(transaction=True)
 def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkeypatch):
     """Through the real Redis channel layer; only the renderer is counted, not mocked away."""
-    renders: list[list[dict]] = []
+    renders: list[list[Event]] = []
 
     def render_update(events, position, listener, every_widget):
         renders.append(events)
         return f"update to {position}"
 
-    monkeypatch.setattr(fragments, "render_update", render_update)
-    monkeypatch.setattr(fragments, "render_refresh", lambda position, listener: "refresh")
+    monkeypatch.setattr(rendering, "render_update", render_update)
+    monkeypatch.setattr(rendering, "render_refresh", lambda position, listener: "refresh")
 
     async def scenario() -> list[RecordingSocket]:
         arrived = asyncio.Event()
         sockets = [RecordingSocket(arrived) for _ in range(5)]
         async with running_hub(poll_interval=0.2) as (hub, followers):
             await hub.stream.subscribed.wait()
-            await hub.stream.status_known.wait()
+            await hub.listener.known.wait()
             followers.append(hub.follow_dashboard(StalledSocket(), None))
             followers.extend(hub.follow_dashboard(socket, None) for socket in sockets)
             await until(lambda: all(s.received == ["refresh"] for s in sockets), arrived)
@@ -215,7 +237,7 @@ def test_sockets_in_step_share_one_render_and_a_stalled_one_delays_nobody(monkey
     sockets = run_in_a_fresh_loop(scenario)
 
     assert [len(batch) for batch in renders] == [2]
-    assert {s.received[1] for s in sockets} == {f"update to {renders[0][-1]['seq']}"}
+    assert {s.received[1] for s in sockets} == {f"update to {renders[0][-1].seq}"}
     assert [s.received[0] for s in sockets] == ["refresh"] * 5
 
 
@@ -307,16 +329,16 @@ async def publish(event: dict) -> None:
 def test_a_burst_reaches_a_dashboard_merged_into_one_frame_per_tick_a_lone_event_at_once(
     monkeypatch,
 ):
-    monkeypatch.setattr(fragments, "render_update", lambda events, head, status, **_: f"to {head}")
+    monkeypatch.setattr(rendering, "render_update", lambda events, head, status, **_: f"to {head}")
     # A resumed page's first frame re-renders what the clock decides (its age is unknown).
-    monkeypatch.setattr(fragments, "render_clock", lambda head, status, **_: "status")
+    monkeypatch.setattr(rendering, "render_clock", lambda head, status, **_: "status")
 
     async def scenario() -> tuple[TimedSocket, float]:
         loop = asyncio.get_running_loop()
         screen = TimedSocket(asyncio.Event())
         async with running_hub(poll_interval=60, dashboard_tick=1.0) as (hub, followers):
             await hub.stream.ready.wait()
-            await hub.stream.status_known.wait()
+            await hub.listener.known.wait()
             base = hub.stream.head
             followers.append(hub.follow_dashboard(screen, base))  # a page that is up to date
             await until(lambda: screen.received == ["status"], screen.arrived)

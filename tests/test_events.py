@@ -7,10 +7,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from violations.event_log import listener_lock_key, parse_duration
+from violations.contract import (
+    EVENTS_MESSAGE_TYPE,
+    NOTIFY_CHANNEL,
+    Event,
+    listener_lock_key,
+    wire_json,
+)
+from violations.event_log import parse_duration
 from violations.events import (
     CUT_MARKER,
-    EVENTS_MESSAGE_TYPE,
     MAX_DATA_CHARS,
     MAX_MESSAGE_BYTES,
     MAX_VALUE_CHARS,
@@ -18,11 +24,9 @@ from violations.events import (
     InvalidNotification,
     build_event,
     channel_layer_messages,
-    encode_event,
     event_from_log_row,
     parse_notification,
 )
-from violations.notify import NOTIFY_CHANNEL
 
 AT = datetime.datetime(2026, 11, 21, 10, 0, tzinfo=datetime.UTC)
 
@@ -74,7 +78,7 @@ def test_an_event_is_the_log_entry_in_the_documented_shape():
         "created_at": AT,
     }
     event = event_from_log_row(row)
-    assert event == {
+    assert event.to_wire() == {
         "seq": 5,
         "table": "violation_ppedetections",
         "op": "INSERT",
@@ -82,17 +86,19 @@ def test_an_event_is_the_log_entry_in_the_documented_shape():
         "data": {"id": 7, "camera_id": 2},
         "at": "2026-11-21T10:00:00+00:00",
     }
-    assert json.loads(encode_event(event)) == event
+    assert json.loads(event.to_json()) == event.to_wire()
+    assert Event.from_wire(event.to_wire()) == event
 
 
 def test_a_delete_carries_no_data():
     event = build_event(
         seq=1, table="violation_lotodetections", op="DELETE", row_id=3, data=None, created_at=AT
     )
-    assert event["data"] is None
+    assert event.data is None
+    assert event.to_wire()["data"] is None
 
 
-def big_event(seq: int, size: int) -> dict:
+def big_event(seq: int, size: int) -> Event:
     """An event of about `size` characters of row data, in columns short enough to stay whole."""
     columns = {f"c{i}": "x" * min(size, 1000) for i in range(max(1, size // 1000))}
     return build_event(seq=seq, table="t", op="INSERT", row_id=seq, data=columns, created_at=AT)
@@ -105,7 +111,7 @@ def test_channel_layer_messages_keep_order_and_bound_their_size():
     assert all(m["type"] == EVENTS_MESSAGE_TYPE for m in messages)
     assert [e["seq"] for m in messages for e in m["events"]] == list(range(1, 30))
     for message in messages:
-        size = sum(len(encode_event(e)) for e in message["events"])
+        size = sum(len(wire_json(e)) for e in message["events"])
         assert size <= MAX_MESSAGE_BYTES or len(message["events"]) == 1
 
 
@@ -116,9 +122,10 @@ def test_small_events_share_one_message():
 
 
 def row_event(data: dict) -> dict:
+    """The event for one INSERT of `data`, as it goes on the wire."""
     return build_event(
         seq=1, table="violation_humandetections", op="INSERT", row_id=1, data=data, created_at=AT
-    )
+    ).to_wire()
 
 
 def test_a_long_text_value_is_cut_with_a_marker_and_its_length_said():
@@ -127,7 +134,7 @@ def test_a_long_text_value_is_cut_with_a_marker_and_its_length_said():
     assert event["data"]["violation_image"] == image[:MAX_VALUE_CHARS] + CUT_MARKER
     assert event["cut"] == {"violation_image": len(image)}
     assert event["data"]["camera_id"] == 2
-    assert len(encode_event(event)) < 3 * MAX_VALUE_CHARS
+    assert len(wire_json(event)) < 3 * MAX_VALUE_CHARS
 
 
 def test_an_event_with_nothing_cut_says_nothing_about_cutting():
@@ -146,7 +153,7 @@ def test_a_large_json_value_becomes_its_cut_json_text():
 def test_a_row_of_many_long_columns_is_cut_further_largest_first():
     data = {f"note_{i:03}": "n" * (MAX_VALUE_CHARS - i) for i in range(100)}
     event = row_event(data)
-    assert len(encode_event(event)) < MAX_DATA_CHARS + 1000
+    assert len(wire_json(event)) < MAX_DATA_CHARS + 1000
     assert event["data"]["note_000"] == "n" * SHORT_VALUE_CHARS + CUT_MARKER
     assert event["data"]["note_099"] == data["note_099"]  # the shortest stayed whole
 
@@ -162,7 +169,7 @@ values = st.one_of(
 @given(st.dictionaries(st.text(min_size=1, max_size=63), values, max_size=60))
 def test_any_row_makes_a_bounded_event_that_cuts_only_what_it_says(data):
     event = row_event(data)
-    assert len(encode_event(event)) <= MAX_DATA_CHARS + 60 * 140 + 200
+    assert len(wire_json(event)) <= MAX_DATA_CHARS + 60 * 140 + 200
     cut = event.get("cut", {})
     for column, value in data.items():
         sent = event["data"][column]

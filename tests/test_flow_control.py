@@ -7,11 +7,11 @@ import logging
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from dashboard.close_codes import CloseCode
 from dashboard.consumers import FollowingConsumer
 from dashboard.flow_control import WINDOW_BYTES, AckTimeout, Window
 from tests.browser import without_event_loop
-from tests.conftest import receive_json
+from tests.conftest import as_viewer, receive_json
+from violations.contract import CloseCode
 
 PSQL_INSERT = (
     "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "
@@ -155,7 +155,7 @@ class _NeverAcked(FollowingConsumer):
 
 def test_a_window_full_too_long_closes_the_socket_with_4408_and_a_warning(caplog):
     async def scenario():
-        socket = WebsocketCommunicator(_NeverAcked.as_asgi(), "/ws/test/")
+        socket = WebsocketCommunicator(as_viewer(_NeverAcked.as_asgi()), "/ws/test/")
         await socket.connect()
         first = await socket.receive_output(timeout=2)
         closed = await socket.receive_output(timeout=2)

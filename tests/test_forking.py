@@ -16,7 +16,7 @@ from websockets.sync.client import connect
 from devstack.postgres import psql_binary
 from tests.conftest import receive_fragment, receive_json
 from tests.processes import PROJECT_ROOT, Daphne, Listener
-from violations.notify import NOTIFY_CHANNEL
+from violations.contract import NOTIFY_CHANNEL
 
 FORKLIFT_MODELS = '''
 from violations.models import Violation

@@ -13,11 +13,11 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from dashboard.close_codes import CloseCode
 from dashboard.consumers import MAX_FRAME_BYTES, FollowingConsumer
 from tests.browser import page_errors, without_event_loop
-from tests.conftest import feed_socket, receive_json
+from tests.conftest import as_viewer, feed_socket, receive_json
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
+from violations.contract import CloseCode
 from violations.events import CUT_MARKER, MAX_VALUE_CHARS
 from violations.models import HumanDetection
 
@@ -105,7 +105,7 @@ class _SendsOneFrame(FollowingConsumer):
 
 def test_a_frame_the_server_would_drop_closes_the_socket_with_4500_and_a_log_line(caplog):
     async def scenario():
-        socket = WebsocketCommunicator(_SendsOneFrame.as_asgi(), "/ws/test/")
+        socket = WebsocketCommunicator(as_viewer(_SendsOneFrame.as_asgi()), "/ws/test/")
         connected, _ = await socket.connect()
         assert connected
         closed = await socket.receive_output(timeout=2)
@@ -124,7 +124,7 @@ def test_a_frame_under_the_limit_is_sent_as_it_is():
         size = MAX_FRAME_BYTES
 
     async def scenario():
-        socket = WebsocketCommunicator(Fits.as_asgi(), "/ws/test/")
+        socket = WebsocketCommunicator(as_viewer(Fits.as_asgi()), "/ws/test/")
         await socket.connect()
         message = await socket.receive_output(timeout=2)
         await socket.disconnect()

@@ -11,9 +11,11 @@ from devstack.ports import free_port, wait_until
 from tests.conftest import receive_json
 from tests.processes import Listener
 from tests.tcp_proxy import SilenceableProxy
-from violations.listener import MAX_BATCH, Backoff, _number_pending_query, conninfo
+from violations.backoff import Backoff
+from violations.conninfo import conninfo
+from violations.contract import EVENT_LOG_TABLE
+from violations.listener import MAX_BATCH, _number_pending_query
 from violations.models import HumanDetection
-from violations.triggers import EVENT_LOG_TABLE
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():

@@ -60,7 +60,7 @@ def test_every_quiet_socket_gets_its_position_each_interval_from_one_timer():
         screen = RecordingSocket(arrived)
         async with running_hub(poll_interval=60, heartbeat=0.4) as (hub, followers):
             await hub.stream.ready.wait()
-            await hub.stream.status_known.wait()
+            await hub.listener.known.wait()
             head = hub.stream.head
             followers.extend(hub.follow_feed(feed, head) for feed in feeds)
             followers.append(hub.follow_dashboard(screen, head))

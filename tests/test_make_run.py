@@ -207,6 +207,7 @@ def stop_and_check_nothing_is_left(run: MakeRun, ports: list[int]) -> None:
     assert "Traceback" not in run.output()
 
 
+@pytest.mark.slow
 def test_make_run_on_a_fresh_machine_works_stops_cleanly_and_keeps_its_data(
     fresh_machine_env, tmp_path
 ):
@@ -434,6 +435,7 @@ def test_a_port_in_use_is_named_and_nothing_is_started(stack_env, tmp_path):
     assert "migrate" not in result.stdout  # it stopped before doing anything
 
 
+@pytest.mark.slow
 def test_manage_py_without_database_url_or_a_running_make_run_says_what_to_do(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env |= {"DJANGO_SETTINGS_MODULE": "config.settings.local", "DEVSTACK_DIR": str(tmp_path)}

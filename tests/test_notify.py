@@ -3,19 +3,13 @@
 import pytest
 from django.db import connection, transaction
 
-from violations.notify import (
-    MAX_PAYLOAD_BYTES,
-    NOTIFY_CHANNEL,
-    NotifyError,
-    encode_payload,
-    send_notify,
-    validate_channel_name,
-)
+from violations.contract import NOTIFY_CHANNEL, InvalidIdentifier, validate_identifier
+from violations.notify import MAX_PAYLOAD_BYTES, NotifyError, encode_payload, send_notify
 
 
 @pytest.mark.parametrize("name", [NOTIFY_CHANNEL, "_x", "a" * 63, "cam_2"])
 def test_plain_identifiers_are_valid_channel_names(name):
-    assert validate_channel_name(name) == name
+    assert validate_identifier(name) == name
 
 
 @pytest.mark.parametrize(
@@ -23,8 +17,8 @@ def test_plain_identifiers_are_valid_channel_names(name):
     ["", "2cams", "Violations", "a" * 64, "x;drop table y", 'x"y', "x-y", "x y", None, 5],
 )
 def test_anything_else_is_refused_with_the_rule(name):
-    with pytest.raises(NotifyError, match=r"\^\[a-z_\]\[a-z0-9_\]\{0,62\}\$"):
-        validate_channel_name(name)
+    with pytest.raises(InvalidIdentifier, match=r"\^\[a-z_\]\[a-z0-9_\]\{0,62\}\$"):
+        validate_identifier(name)
 
 
 def test_payloads_over_the_limit_are_refused_before_reaching_postgresql():
@@ -41,7 +35,7 @@ def listening(django_db_blocker):
     """A second, real connection LISTENing, as the listener would."""
     import psycopg
 
-    from violations.listener import conninfo
+    from violations.conninfo import conninfo
 
     with (
         django_db_blocker.unblock(),

@@ -1,20 +1,22 @@
 """TRUNCATE and primary-key-change events, and picking the server's own client binaries:
 plain functions, no servers."""
 
+import dataclasses
 import datetime
 import json
 
 import pytest
 
-from dashboard import fragments
+from dashboard import rendering
 from devstack.postgres import choose_client
-from violations.events import OPERATIONS, encode_event, event_from_log_row
+from violations.contract import OPERATIONS, Event
+from violations.events import event_from_log_row
 
 AT = datetime.datetime(2026, 11, 21, 10, 0, tzinfo=datetime.UTC)
 TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
 
 
-def logged(seq: int, table: str, op: str, row_id: int | None, data=None) -> dict:
+def logged(seq: int, table: str, op: str, row_id: int | None, data=None) -> Event:
     return event_from_log_row(
         {
             "seq": seq,
@@ -29,7 +31,7 @@ def logged(seq: int, table: str, op: str, row_id: int | None, data=None) -> dict
 
 def test_a_truncate_event_has_a_null_id_and_null_data():
     event = logged(9, TABLES[0], "TRUNCATE", None)
-    assert json.loads(encode_event(event)) == {
+    assert json.loads(event.to_json()) == {
         "seq": 9,
         "table": TABLES[0],
         "op": "TRUNCATE",
@@ -42,8 +44,8 @@ def test_a_truncate_event_has_a_null_id_and_null_data():
 
 def test_a_truncate_refreshes_its_table_and_plays_no_sound():
     events = [logged(9, TABLES[0], "TRUNCATE", None), logged(10, TABLES[2], "TRUNCATE", None)]
-    assert fragments.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
-    assert fragments.inserted_tables(events) == []
+    assert rendering.tables_to_refresh(events, TABLES) == [TABLES[0], TABLES[2]]
+    assert rendering.inserted_tables(events) == []
 
 
 def test_a_primary_key_change_refreshes_its_table_once():
@@ -51,15 +53,17 @@ def test_a_primary_key_change_refreshes_its_table_once():
         logged(11, TABLES[1], "DELETE", 4),
         logged(12, TABLES[1], "INSERT", 104, {"id": 104}),
     ]
-    assert fragments.tables_to_refresh(events, TABLES) == [TABLES[1]]
-    assert fragments.inserted_tables(events) == []  # a row moved: no new violation
+    assert rendering.tables_to_refresh(events, TABLES) == [TABLES[1]]
+    assert rendering.inserted_tables(events) == []  # a row moved: no new violation
 
 
 def test_an_insert_in_another_transaction_than_a_delete_still_sounds():
     deleted = logged(11, TABLES[1], "DELETE", 4)
-    inserted = logged(12, TABLES[1], "INSERT", 5, {"id": 5}) | {"at": "2026-11-21T10:00:01+00:00"}
+    inserted = dataclasses.replace(
+        logged(12, TABLES[1], "INSERT", 5, {"id": 5}), at="2026-11-21T10:00:01+00:00"
+    )
     elsewhere = logged(13, TABLES[0], "INSERT", 6, {"id": 6})
-    assert fragments.inserted_tables([deleted, inserted, elsewhere]) == [TABLES[0], TABLES[1]]
+    assert rendering.inserted_tables([deleted, inserted, elsewhere]) == [TABLES[0], TABLES[1]]
 
 
 @pytest.mark.parametrize(

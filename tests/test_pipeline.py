@@ -9,14 +9,13 @@ import re
 import signal
 
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from devstack.ports import wait_until
 from tests.conftest import receive_json
 from tests.processes import Listener
+from violations.contract import NOTIFY_CHANNEL
 from violations.events import CUT_MARKER, MAX_VALUE_CHARS
 from violations.models import HumanDetection, LotoDetection, PpeDetection
-from violations.notify import NOTIFY_CHANNEL
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("listener")]
 
@@ -191,19 +190,6 @@ def test_listener_reconnects_after_its_connection_is_terminated(open_feed, psql,
     row_id = int(psql(PSQL_INSERT))
     event = receive_json(feed, timeout=2)
     assert event["id"] == row_id
-
-
-def test_anonymous_socket_is_closed_with_4401(open_feed):
-    socket = open_feed(cookie=None)
-    with pytest.raises(ConnectionClosed) as closed:
-        socket.recv(timeout=2)
-    assert closed.value.rcvd.code == 4401
-
-
-def test_socket_from_a_foreign_origin_is_refused(open_feed):
-    with pytest.raises(InvalidStatus) as refused:
-        open_feed(origin="https://evil.example")
-    assert refused.value.response.status_code == 403
 
 
 def test_a_second_listener_waits_on_standby_and_stops_cleanly_on_sigterm(stack_env, logs):

@@ -15,7 +15,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from websockets.sync.client import ClientConnection
 
-from dashboard.close_codes import CloseCode
 from dashboard.revocation import (
     ACCESS_CHECK_SECONDS,
     Grant,
@@ -24,7 +23,8 @@ from dashboard.revocation import (
     session_auth_hash,
     standings_of,
 )
-from tests.web_client import WebClient, close_code, still_open
+from tests.web_client import WebClient, answers_in_order, close_code
+from violations.contract import CloseCode
 
 PASSWORD = "a-long-test-password"
 SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
@@ -153,7 +153,7 @@ def both_sockets(client: WebClient, daphne) -> Iterator[list[ClientConnection]]:
     with ExitStack() as stack:
         sockets = [stack.enter_context(client.open_socket(daphne.ws_url, p)) for p in SOCKETS]
         assert "widget-" in sockets[0].recv(timeout=10)  # the dashboard is serving
-        assert still_open(sockets[1])
+        assert answers_in_order(sockets[1])
         yield sockets
 
 
@@ -244,4 +244,4 @@ def test_losing_access_closes_open_sockets_within_10_s(daphne, revoke, how, code
         revoke(user)
 
         assert [close_code(s, timeout=REVOKED_WITHIN) for s in sockets] == [code, code]
-        assert all(still_open(s) for s in unaffected)
+        assert all(answers_in_order(s) for s in unaffected)

@@ -14,6 +14,8 @@ import pytest
 
 from tests.processes import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow
+
 PRODUCTION = "config.settings.production"
 PLACEHOLDER = "DJANGO_SECRET_KEY is a placeholder"
 

@@ -12,7 +12,6 @@ from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from dashboard.close_codes import CloseCode
 from dashboard.socket_caps import (
     LEASE_SECONDS,
     SOCKETS_PER_SESSION,
@@ -29,7 +28,8 @@ from tests.settings_small_caps import (
     DASHBOARD_SOCKETS_PER_SESSION,
     DASHBOARD_SOCKETS_PER_USER,
 )
-from tests.web_client import WebClient, close_code, still_open
+from tests.web_client import WebClient, answers_in_order, close_code
+from violations.contract import CloseCode
 
 PASSWORD = "a-long-test-password"
 FEED = "/ws/violations/"
@@ -81,7 +81,7 @@ def viewer(web, username: str = "wall-screen") -> WebClient:
 
 def open_feed(stack: ExitStack, client: WebClient, web) -> ClientConnection:
     socket = stack.enter_context(client.open_socket(web.ws_url, FEED))
-    assert still_open(socket)
+    assert answers_in_order(socket)
     return socket
 
 
@@ -113,7 +113,7 @@ def test_a_session_is_capped_across_processes_and_a_closed_socket_frees_its_plac
 
         assert refused(browser, first) == CloseCode.TOO_MANY_SOCKETS
         assert refused(browser, second) == CloseCode.TOO_MANY_SOCKETS
-        assert all(still_open(s) for s in sockets)  # the refusal closed only the newcomer
+        assert all(answers_in_order(s) for s in sockets)  # the refusal closed only the newcomer
 
         sockets.pop(0).close()
         # Freed as the server handles the close: moments later, not a lease later.
@@ -169,7 +169,7 @@ def test_with_the_default_caps_the_21st_socket_of_a_session_is_refused(daphne):
     with ExitStack() as stack:
         sockets = [open_feed(stack, browser, daphne) for _ in range(SOCKETS_PER_SESSION)]
         assert refused(browser, daphne) == CloseCode.TOO_MANY_SOCKETS
-        assert all(still_open(s) for s in sockets)
+        assert all(answers_in_order(s) for s in sockets)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -187,7 +187,7 @@ def test_a_page_refused_with_4409_says_so_and_does_not_hammer(page, daphne, sess
                     open_timeout=10,
                 )
             )
-            assert still_open(socket)
+            assert answers_in_order(socket)
         name, value = session_cookie.split("=", 1)
         page.context.add_cookies([{"name": name, "value": value, "url": daphne.http_url}])
         page.goto(daphne.http_url + "/")

@@ -1,32 +1,37 @@
-"""What every dashboard socket enforces, through a real Daphne and a real WebSocket client.
+"""What every dashboard socket enforces: in-process where a server adds nothing (Channels'
+WebsocketCommunicator), else through a real Daphne and a real WebSocket client.
 
 Cross-site WebSocket hijacking, what clients may send (size, shape, rate), and logout.
 Both endpoints behave the same: /ws/dashboard/ (HTML fragments) and /ws/violations/ (JSON).
 """
 
-import asyncio
 import json
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.uri import parse_uri
 
 from dashboard.client_messages import MAX_MESSAGE_BYTES, InvalidClientMessage, since_from_query
+from dashboard.routing import guarded, websocket_urlpatterns
 from dashboard.socket_guard import SocketGuard
-from tests.browser import without_event_loop
-from tests.conftest import grant_dashboard_view
+from tests.conftest import as_viewer, grant_dashboard_view
+from tests.in_process import OWN_ORIGIN, REFUSED, handshake, run_in_process
 from tests.processes import Daphne
-from tests.web_client import WebClient, close_code, next_close_code, still_open
+from tests.web_client import WebClient, answers_in_order, close_code
+from violations.contract import CloseCode
 
 pytestmark = pytest.mark.django_db(transaction=True)
+in_process = pytest.mark.django_db  # touches no row: no flush to pay for
 
 PASSWORD = "a-long-test-password"
 SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
@@ -52,104 +57,126 @@ def open_ready(client: WebClient, daphne, path: str, origin: str | None = None):
         yield socket
 
 
-# --- Origin: cross-site WebSocket hijacking --------------------------------------------------
+# --- Origin: cross-site WebSocket hijacking, in-process ------------------------------------
+
+# Origins a page could have that are not the dashboard's (http://127.0.0.1:8000).
+FOREIGN_ORIGINS = {
+    "other-site": "https://evil.example",
+    "other-port": "http://127.0.0.1:9999",
+    "next-port": "http://127.0.0.1:8001",
+    "other-scheme": "https://127.0.0.1:8000",
+    "other-allowed-host": "http://localhost:8000",
+    "look-alike": "http://127.0.0.1.evil.example:8000",
+    "null": "null",
+    "with-path": "http://127.0.0.1:8000/",
+    "missing": None,
+}
 
 
+@in_process
 @pytest.mark.parametrize("path", SOCKETS)
-@pytest.mark.parametrize(
-    "origin",
-    ["https://evil.example", "http://127.0.0.1.evil.example", "http://localhost.evil.example:80"],
-)
-def test_a_page_on_another_site_cannot_open_a_socket_with_the_users_cookies(daphne, path, origin):
-    client = viewer(daphne)
-
-    with pytest.raises(InvalidStatus) as refused:
-        client.open_socket(daphne.ws_url, path, origin=origin)
-
-    assert refused.value.response.status_code == 403
+@pytest.mark.parametrize("origin", FOREIGN_ORIGINS.values(), ids=FOREIGN_ORIGINS.keys())
+def test_only_the_pages_exact_origin_may_open_a_socket(path, origin):
+    """Scheme, host and port must all match: a page on another port or scheme of an allowed
+    host (any local service), `null` (sandboxed frames, file://) and no Origin at all are
+    refused before the consumer runs, as a foreign site is; a server answers that with 403
+    (tests/test_web_servers.py)."""
+    assert handshake(path, origin=origin) == REFUSED
+    # ... while the page's own origin reaches the consumer, which refuses the anonymous.
+    assert handshake(path, origin=OWN_ORIGIN) == CloseCode.UNAUTHENTICATED
 
 
-@pytest.mark.parametrize("path", SOCKETS)
-@pytest.mark.parametrize("origin", [None, "null"], ids=["no-origin", "null-origin"])
-def test_a_handshake_without_a_real_origin_is_refused(daphne, path, origin):
-    """Browsers always send Origin; only scripts omit it, and for them one header is no burden.
-
-    "null" is what sandboxed frames and file:// pages send: not our site either.
-    """
-    client = viewer(daphne)
-    headers = {"Cookie": client.cookie_header} | ({"Origin": origin} if origin else {})
-
-    with pytest.raises(InvalidStatus) as refused:
-        connect(daphne.ws_url + path, additional_headers=headers, open_timeout=10)
-
-    assert refused.value.response.status_code == 403
+# --- What a client may send, in-process ------------------------------------------------------
+# The rules are SocketGuard's, the same for both endpoints; tests/test_web_servers.py has
+# Daphne and uvicorn deliver the close codes.
 
 
-@pytest.mark.parametrize("path", SOCKETS)
-def test_the_sites_own_pages_may_connect(daphne, path):
-    # Only the page's exact origin: localhost for a socket on 127.0.0.1 is another origin
-    # (tests/test_web_servers.py::test_only_the_pages_exact_origin_may_open_a_socket).
-    with open_ready(viewer(daphne), daphne, path, origin=daphne.http_url) as socket:
-        assert still_open(socket)
+class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.accept()
+
+    async def handle_resume(self, since: int | None) -> None:
+        await self.send(text_data=f"resume since {since}")
 
 
-# --- What a client may send ------------------------------------------------------------------
+LAST = json.dumps({"type": "resume", "since": 0})  # answered once all before it are handled
 
 
-@pytest.mark.parametrize("path", SOCKETS)
-def test_an_oversized_message_closes_the_socket_with_4413(daphne, path):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        socket.send(OVERSIZED)
-        assert next_close_code(socket) == 4413
+def replies(*frames: str | bytes) -> list[str | int]:
+    """What a SocketGuard consumer sends back, in-process, for `frames` and then LAST: its
+    text frames up to LAST's answer, or up to its close code if it closes first."""
+
+    async def scenario() -> list[str | int]:
+        socket = WebsocketCommunicator(as_viewer(ResumeRecorder.as_asgi()), "/ws/test/")
+        connected, _ = await socket.connect()
+        assert connected
+        for frame in (*frames, LAST):
+            kind = "bytes_data" if isinstance(frame, bytes) else "text_data"
+            await socket.send_to(**{kind: frame})
+        received: list[str | int] = []
+        while True:
+            output = await socket.receive_output(timeout=5)
+            if output["type"] == "websocket.close":
+                received.append(output["code"])
+                break
+            received.append(output["text"])
+            if output["text"] == "resume since 0":
+                break
+        await socket.disconnect()
+        return received
+
+    return run_in_process(scenario)
 
 
-@pytest.mark.parametrize("path", SOCKETS)
-def test_an_unknown_message_gets_no_reply(daphne, path):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        socket.send(json.dumps({"type": "echo", "text": "<script>alert(1)</script>"}))
-        # Frames are handled in order: had the first produced any reply, it would arrive
-        # before the close the oversized one causes.
-        socket.send(OVERSIZED)
-        assert next_close_code(socket) == 4413
+@in_process
+def test_an_oversized_message_closes_the_socket_with_4413():
+    assert replies(OVERSIZED) == [CloseCode.MESSAGE_TOO_BIG]
 
 
-@pytest.mark.parametrize("path", SOCKETS)
+@in_process
+def test_an_unknown_message_gets_no_reply():
+    echo = json.dumps({"type": "echo", "text": "<script>alert(1)</script>"})
+    assert replies(echo) == ["resume since 0"]
+
+
+@in_process
 @pytest.mark.parametrize(
     "frame",
     ["not json", '{"no": "type"}', '{"type": "resume", "since": -1}', b"\x00binary"],
     ids=["not-json", "no-type", "bad-since", "binary"],
 )
-def test_a_malformed_message_closes_the_socket_with_4400(daphne, path, frame):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        socket.send(frame)
-        assert next_close_code(socket) == 4400
+def test_a_malformed_message_closes_the_socket_with_4400(frame):
+    assert replies(frame) == [CloseCode.BAD_MESSAGE]
+
+
+@in_process
+def test_a_resume_message_reaches_the_consumers_hook_with_its_seq():
+    resumes = ['{"type": "resume", "since": 7}', '{"type": "resume", "since": null}']
+    assert replies('{"type": "ping"}', *resumes) == [
+        "resume since 7",
+        "resume since None",
+        "resume since 0",
+    ]
+
+
+@in_process
+def test_a_client_flooding_messages_is_disconnected_with_4429():
+    assert replies(*['{"type": "ping"}'] * 200) == [CloseCode.TOO_MANY_MESSAGES]
+
+
+@in_process
+def test_messages_within_the_allowance_keep_the_socket_open():
+    # LAST is the burst's last message.
+    pings = ['{"type": "ping"}'] * (SocketGuard.message_burst - 1)
+    assert replies(*pings) == ["resume since 0"]
+    assert replies(*pings, '{"type": "ping"}') == [CloseCode.TOO_MANY_MESSAGES]
 
 
 @pytest.mark.parametrize("path", SOCKETS)
-def test_a_resume_message_is_accepted(daphne, path):
+def test_a_resume_message_is_answered(daphne, path):
     with open_ready(viewer(daphne), daphne, path) as socket:
-        socket.send(json.dumps({"type": "resume", "since": 42}))
-        socket.send(json.dumps({"type": "resume", "since": None}))
-        assert still_open(socket)
-
-
-@pytest.mark.parametrize("path", SOCKETS)
-def test_a_client_flooding_messages_is_disconnected_with_4429(daphne, path):
-    with open_ready(viewer(daphne), daphne, path) as socket:
-        sent = 0
-        with suppress(ConnectionClosed):
-            while sent < 200:  # harmless messages, as fast as the client can send them
-                socket.send('{"type": "ping"}')
-                sent += 1
-        assert close_code(socket) == 4429
-        assert sent > SocketGuard.message_burst
-
-
-def test_messages_within_the_allowance_keep_the_socket_open(daphne):
-    with open_ready(viewer(daphne), daphne, "/ws/violations/") as socket:
-        for _ in range(SocketGuard.message_burst):
-            socket.send('{"type": "ping"}')
-        assert still_open(socket)
+        # A resync for the feed (no log reaches 2**63-1), a refresh for the dashboard.
+        assert answers_in_order(socket)
 
 
 # --- The feed's ?since= -------------------------------------------------------------------------
@@ -181,13 +208,7 @@ def handshake_outcome(daphne, cookie: str, query: str) -> str:
             additional_headers={"Cookie": cookie},
             open_timeout=10,
         ) as socket:
-            try:
-                socket.recv(timeout=0.2)  # a refusal arrives at once; a live feed says nothing
-            except TimeoutError:
-                return "open" if still_open(socket) else "closed"
-            except ConnectionClosed as closed:
-                return f"closed {closed.rcvd.code if closed.rcvd else None}"
-            return "open"  # an event arrived: it was accepted
+            return "open" if answers_in_order(socket) else f"closed {socket.close_code}"
     except InvalidStatus as refused:
         return f"http {refused.value.response.status_code}"
 
@@ -252,7 +273,7 @@ def test_logging_out_closes_that_sessions_sockets_on_both_endpoints(daphne):
         assert close_code(dashboard) == 4401
         assert close_code(feed) == 4401
         # Another session of the same user is still logged in, so its socket stays.
-        assert still_open(elsewhere)
+        assert answers_in_order(elsewhere)
 
 
 def test_logging_out_on_one_web_process_closes_the_sessions_sockets_on_another(
@@ -284,33 +305,54 @@ def test_a_logged_out_session_cannot_open_a_socket_again(daphne):
         assert close_code(socket) == 4401
 
 
-# --- The resume hook, in-process ---------------------------------------------------------------
+# --- Access is not opt-in: a new consumer inherits it ------------------------------------------
 
 
-class ResumeRecorder(SocketGuard, AsyncWebsocketConsumer):
+class Forgetful(SocketGuard, AsyncWebsocketConsumer):
+    """A new consumer whose author wrote no access check at all."""
+
     async def connect(self) -> None:
         await self.accept()
-
-    async def handle_resume(self, since: int | None) -> None:
-        await self.send(text_data=f"resume since {since}")
+        await self.send(text_data="the dashboard's data")
 
 
-def test_a_resume_message_reaches_the_consumers_hook_with_its_event_id():
-    async def scenario() -> list[str]:
-        communicator = WebsocketCommunicator(ResumeRecorder.as_asgi(), "/ws/test/")
+def opened_as(user) -> list[dict]:
+    """What a Forgetful socket opened by `user` receives first."""
+
+    async def with_user(scope, receive, send):
+        return await Forgetful.as_asgi()(dict(scope, user=user), receive, send)
+
+    async def scenario() -> list[dict]:
+        communicator = WebsocketCommunicator(with_user, "/ws/new/")
         connected, _ = await communicator.connect()
-        assert connected
-        await communicator.send_to(text_data='{"type": "ping"}')
-        await communicator.send_to(text_data='{"type": "resume", "since": 7}')
-        await communicator.send_to(text_data='{"type": "resume", "since": null}')
-        replies = [await communicator.receive_from(timeout=5) for _ in range(2)]
+        assert connected  # accepted, so the client sees the close code
+        received = [await communicator.receive_output(timeout=5)]
         await communicator.disconnect()
-        return replies
+        return received
 
-    channel_layers.backends.clear()  # the layer binds to the loop that first uses it
-    try:
-        with without_event_loop():  # Playwright's parked loop, if a browser test ran first
-            replies = asyncio.run(scenario())
-    finally:
-        channel_layers.backends.clear()
-    assert replies == ["resume since 7", "resume since None"]
+    return run_in_process(scenario)
+
+
+def test_a_new_consumer_without_any_access_call_refuses_an_anonymous_visitor():
+    assert opened_as(AnonymousUser()) == [{"type": "websocket.close", "code": 4401}]
+
+
+def test_a_new_consumer_without_any_access_call_refuses_a_user_without_the_permission():
+    user = get_user_model().objects.create_user("no-permission", password=PASSWORD)
+    assert opened_as(user) == [{"type": "websocket.close", "code": 4403}]
+
+
+def test_a_new_consumer_serves_a_viewer():
+    user = get_user_model().objects.create_user("may-view", password=PASSWORD)
+    grant_dashboard_view(user)
+    assert opened_as(user) == [{"type": "websocket.send", "text": "the dashboard's data"}]
+
+
+def test_routing_refuses_a_consumer_that_would_skip_the_access_checks():
+    class Open(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept()
+
+    with pytest.raises(ImproperlyConfigured, match="open to anyone"):
+        guarded([path("ws/open/", Open.as_asgi())])
+    assert guarded(websocket_urlpatterns) == websocket_urlpatterns

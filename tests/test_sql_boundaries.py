@@ -11,11 +11,8 @@ held to it before a project is generated from it.
 import pytest
 from django.core import checks
 
-from violations.identifiers import (
-    configured_identifiers,
-    identifier_errors,
-    is_plain_identifier,
-)
+from violations.checks import configured_identifiers, identifier_errors
+from violations.contract import is_plain_identifier
 
 
 def test_every_configured_name_that_reaches_sql_is_a_plain_identifier():

@@ -7,9 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from violations.listener import conninfo
+from violations.conninfo import conninfo
+from violations.contract import NOTIFY_CHANNEL
 from violations.models import ChangeEvent, Violation, violation_models
-from violations.notify import NOTIFY_CHANNEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

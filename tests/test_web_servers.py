@@ -24,14 +24,13 @@ from websockets.sync.client import ClientConnection, connect
 
 from config.web_server import UnknownWebServer, chosen_web_server, server_argv
 from dashboard.client_messages import MAX_MESSAGE_BYTES
-from dashboard.close_codes import CloseCode as OurCloseCode
 from tests.browser import page_errors
 from tests.conftest import PROXY_ADDRESS, TRUSTED_ORIGIN, grant_dashboard_view, receive_json
 from tests.processes import PROJECT_ROOT, WEB_SERVERS, Uvicorn, WebServer
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard
-from tests.web_client import WebClient, close_code, still_open
+from tests.web_client import WebClient, answers_in_order, close_code
+from violations.contract import CloseCode as OurCloseCode
 
-SOCKETS = ["/ws/dashboard/", "/ws/violations/"]
 PASSWORD = "a-long-test-password"
 PSQL_INSERT = (
     "INSERT INTO violation_humandetections(camera_id, violation_date, violation_time, "
@@ -76,6 +75,7 @@ def test_daphne_is_the_default_and_uvicorn_the_one_alternative():
         server_argv("gunicorn", "127.0.0.1", 8000)
 
 
+@pytest.mark.slow
 def test_the_launcher_refuses_an_unknown_server_and_starts_nothing():
     result = subprocess.run(
         [sys.executable, "-m", "config.web_server", "--port", "1"],
@@ -160,9 +160,10 @@ def test_uvicorn_runs_on_uvloop(uvicorn):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("path", SOCKETS)
-def test_an_anonymous_socket_is_closed_with_4401(web, path):
-    with WebClient(web.http_url).open_socket(web.ws_url, path) as socket:
+def test_an_anonymous_socket_is_closed_with_4401(web):
+    """The page's socket: 4401 sends it to log in. Both endpoints, in-process, in
+    tests/test_access.py."""
+    with WebClient(web.http_url).open_socket(web.ws_url, "/ws/dashboard/") as socket:
         assert close_code(socket) == OurCloseCode.UNAUTHENTICATED
 
 
@@ -201,36 +202,17 @@ def refused_status(web: WebServer, path: str, cookie: str, **handshake_args) -> 
     pytest.fail(f"the handshake was accepted: {handshake_args}")
 
 
-# Origins a page could have that are not the dashboard's (http://127.0.0.1:PORT). {port}
-# is the server's own.
-FOREIGN_ORIGINS = {
-    "other-site": "https://evil.example",
-    "other-port": "http://127.0.0.1:9999",
-    "next-port": "http://127.0.0.1:{next_port}",
-    "other-scheme": "https://127.0.0.1:{port}",
-    "other-allowed-host": "http://localhost:{port}",
-    "look-alike": "http://127.0.0.1.evil.example:{port}",
-    "null": "null",
-    "with-path": "http://127.0.0.1:{port}/",
-    "missing": None,
-}
-
-
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("path", SOCKETS)
-@pytest.mark.parametrize("origin", FOREIGN_ORIGINS.values(), ids=FOREIGN_ORIGINS.keys())
-def test_only_the_pages_exact_origin_may_open_a_socket(web, path, origin):
-    """Scheme, host and port must all match: a page on another port or scheme of an allowed
-    host (any local service), `null` (sandboxed frames, file://) and no Origin at all are
-    refused with 403 before the consumer runs, as a foreign site is."""
+def test_a_foreign_origin_is_refused_with_403_and_the_pages_own_let_in(web):
+    """What the server makes of the application's refusal: an HTTP 403. Which origins are
+    foreign, for both endpoints, in-process in tests/test_socket_guard.py."""
     client = viewer(web)
-    if origin:
-        origin = origin.format(port=web.port, next_port=web.port + 1)
+    other_port = f"http://127.0.0.1:{web.port + 1}"  # any other local service's page
 
-    assert refused_status(web, path, client.cookie_header, origin=origin) == 403
+    assert refused_status(web, "/ws/violations/", client.cookie_header, origin=other_port) == 403
     # ... while the page's own origin, with the same cookie, is let in.
-    with handshake(web, path, client.cookie_header, origin=web.http_url) as accepted:
-        assert still_open(accepted)
+    with handshake(web, "/ws/violations/", client.cookie_header, origin=web.http_url) as accepted:
+        assert answers_in_order(accepted)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -257,7 +239,7 @@ def test_behind_a_tls_proxy_the_origin_is_https_with_its_port(web):
     with handshake(
         web, "/ws/violations/", client.cookie_header, origin=https_page, headers=proxied
     ) as accepted:
-        assert still_open(accepted)
+        assert answers_in_order(accepted)
     refused = refused_status(
         web, "/ws/violations/", client.cookie_header, origin=web.http_url, headers=proxied
     )
@@ -275,7 +257,7 @@ def test_an_origin_listed_in_csrf_trusted_origins_may_open_a_socket(configured_w
     with handshake(
         configured_web, "/ws/violations/", client.cookie_header, origin=TRUSTED_ORIGIN
     ) as accepted:
-        assert still_open(accepted)
+        assert answers_in_order(accepted)
     other_port = TRUSTED_ORIGIN.replace(":8443", ":8444")
     refused = refused_status(
         configured_web, "/ws/violations/", client.cookie_header, origin=other_port

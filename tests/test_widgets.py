@@ -6,7 +6,7 @@ import pytest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from dashboard import widgets
+from dashboard import queries
 from violations.events import CUT_MARKER
 from violations.models import PpeDetection
 
@@ -29,7 +29,7 @@ def add_rows(cameras: dict[int, int], day: datetime.date | None = None) -> None:
 
 
 def rendered(table: str) -> str:
-    return render_to_string("dashboard/_widget.html", {"w": widgets.widget(table)})
+    return render_to_string("dashboard/_widget.html", {"w": queries.widget(table)})
 
 
 @pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_more_cameras_than_fit_say_how_many_are_left_out():
     add_rows({camera: 10 - camera for camera in range(1, 9)})  # 8 cameras today
     add_rows({42: 3}, day=timezone.localdate() - datetime.timedelta(days=1))  # not today
 
-    widget = widgets.widget(PPE)
+    widget = queries.widget(PPE)
 
     assert [c["camera_id"] for c in widget["cameras"]] == [1, 2, 3, 4, 5]
     assert widget["more_cameras"] == 3
@@ -46,9 +46,9 @@ def test_more_cameras_than_fit_say_how_many_are_left_out():
 
 @pytest.mark.django_db
 def test_cameras_that_all_fit_say_nothing_more():
-    add_rows(dict.fromkeys(range(1, widgets.TOP_CAMERAS + 1), 1))
+    add_rows(dict.fromkeys(range(1, queries.TOP_CAMERAS + 1), 1))
 
-    assert widgets.widget(PPE)["more_cameras"] == 0
+    assert queries.widget(PPE)["more_cameras"] == 0
     assert "more" not in rendered(PPE).split("Cameras today")[1]
 
 
@@ -61,9 +61,9 @@ def test_a_huge_image_path_is_shown_cut_and_never_as_a_thumbnail():
         violation_image="/media/" + "x" * 1_000_000,
     )
 
-    (row,) = widgets.widget(PPE)["latest"]
+    (row,) = queries.widget(PPE)["latest"]
 
-    assert row["image"] == ("/media/" + "x" * 1_000_000)[: widgets.IMAGE_CHARS] + CUT_MARKER
+    assert row["image"] == ("/media/" + "x" * 1_000_000)[: queries.IMAGE_CHARS] + CUT_MARKER
     assert row["thumbnail"] is None
     assert len(rendered(PPE)) < 10_000
 
@@ -73,9 +73,9 @@ def test_a_huge_image_path_is_shown_cut_and_never_as_a_thumbnail():
     [
         ("", "", False),
         ("/media/a.jpg", "/media/a.jpg", False),
-        ("x" * widgets.IMAGE_CHARS, "x" * widgets.IMAGE_CHARS, False),
-        ("x" * (widgets.IMAGE_CHARS + 1), "x" * widgets.IMAGE_CHARS + CUT_MARKER, True),
+        ("x" * queries.IMAGE_CHARS, "x" * queries.IMAGE_CHARS, False),
+        ("x" * (queries.IMAGE_CHARS + 1), "x" * queries.IMAGE_CHARS + CUT_MARKER, True),
     ],
 )
 def test_shown_image_cuts_only_what_is_longer_than_it_shows(head, shown, cut):
-    assert widgets.shown_image(head) == (shown, cut)
+    assert queries.shown_image(head) == (shown, cut)

@@ -8,6 +8,7 @@ the 302 a login answers with.
 import functools
 import http.client
 import http.cookiejar
+import json
 import time
 import urllib.error
 import urllib.parse
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+
+from dashboard.client_messages import MAX_EVENT_ID
 
 
 @dataclass(frozen=True)
@@ -139,9 +142,31 @@ def next_close_code(socket: ClientConnection, timeout: float = 10) -> int | None
     pytest.fail(f"expected the socket to close, but it sent {message[:200]!r}")
 
 
-def still_open(socket: ClientConnection, timeout: float = 10) -> bool:
-    """True if the server answers a ping: the socket is open at both ends."""
+# A resume each endpoint answers at once: the feed with a resync (no log reaches that far),
+# the dashboard with a full refresh.
+PROBES = {
+    "/ws/violations/": json.dumps({"type": "resume", "since": MAX_EVENT_ID}),
+    "/ws/dashboard/": json.dumps({"type": "resume", "since": None}),
+}
+
+
+def answers_in_order(socket: ClientConnection, timeout: float = 10) -> bool:
+    """True if the application answers a resume sent now, so the socket is open and the
+    application has handled every frame sent before it (a consumer takes them in order);
+    False if the socket closes first. Heartbeats and events on the way are skipped. A
+    dashboard must have sent its first frame, and no row be written meanwhile: its answer is
+    a frame of widgets."""
+    path = socket.request.path.partition("?")[0]
+    deadline = time.monotonic() + timeout
     try:
-        return socket.ping().wait(timeout)
+        socket.send(PROBES[path])
+        while True:
+            frame = socket.recv(timeout=max(0.0, deadline - time.monotonic()))
+            if path == "/ws/violations/" and json.loads(frame).get("type") == "resync":
+                return True
+            if path == "/ws/dashboard/" and 'id="widget-' in frame:
+                return True
+    except TimeoutError:
+        pytest.fail(f"no answer to a resume within {timeout} s")
     except ConnectionClosed:
         return False

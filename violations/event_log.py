@@ -5,29 +5,18 @@ read-only except `prune`, and never touches an event that is not yet delivered.
 """
 
 import datetime
-import hashlib
 import re
 from dataclasses import dataclass
 
 from django.db import connection
 from django.utils import timezone
 
-from violations.events import Event, event_from_log_row
+from violations.contract import HEAD_TABLE, NOTIFY_CHANNEL, Event, listener_lock_key
+from violations.events import event_from_log_row
 from violations.models import ChangeEvent
-from violations.notify import NOTIFY_CHANNEL
-from violations.triggers import HEAD_TABLE
 
 _LOG_COLUMNS = ("seq", "table_name", "op", "row_id", "data", "created_at")
 HEAD_SQL = f"SELECT seq FROM {HEAD_TABLE}"  # noqa: S608 (a validated constant)
-
-
-def listener_lock_key(channel: str = NOTIFY_CHANNEL) -> int:
-    """The advisory-lock key the active listener of `channel` holds (a positive bigint).
-
-    Derived from the channel so two projects sharing a database do not block each other.
-    """
-    digest = hashlib.sha256(f"listen_notify:{channel}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def head_seq() -> int:

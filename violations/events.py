@@ -1,13 +1,10 @@
-"""What a notification says, and the event the rest of the system receives.
+"""What a notification says, and building the events clients receive from the log.
 
-Plain functions, no IO. The event shape is defined here and nowhere else:
+Plain functions, no IO. The event's shape is violations.contract.Event:
 
     {"seq": 42, "table": "violation_ppedetections", "op": "INSERT", "id": 7,
      "data": {...the row as committed, or null after a DELETE...},
      "at": "2026-11-21T10:00:00.123456+00:00"}
-
-`seq` is the event's place in the delivered stream (1, 2, 3... without gaps): a client
-that remembers the last `seq` it applied can ask for everything after it.
 
 `data` is bounded, whatever a writer put in the row: a text value longer than
 MAX_VALUE_CHARS is cut there and ends in CUT_MARKER, and the event then carries
@@ -23,12 +20,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-# Channel-layer group every event batch is sent to; each web process subscribes once.
-EVENTS_GROUP = "violation_events"
-# Channel-layer message type: a batch of events, in `seq` order.
-EVENTS_MESSAGE_TYPE = "violation.events"
+from violations.contract import EVENTS_MESSAGE_TYPE, Event
 
-OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
 MAX_BIGINT = 2**63 - 1
 # A real notification is under 200 bytes; anything much longer is not worth parsing.
 MAX_NOTIFICATION_BYTES = 1024
@@ -44,15 +37,13 @@ SHORT_VALUE_CHARS = 64
 # rows becomes several messages instead of one that Redis and msgpack struggle with.
 MAX_MESSAGE_BYTES = 256 * 1024
 
-Event = dict[str, Any]
-
 
 class InvalidNotification(ValueError):
     """A NOTIFY payload that is not one the trigger sends."""
 
 
 def parse_notification(payload: str) -> int:
-    """The event id a NOTIFY payload names; raise InvalidNotification saying what is wrong.
+    """The log row id a NOTIFY payload names; raise InvalidNotification saying what is wrong.
 
     Only the id is used, and only to say "the log has news": the event itself is read from
     the log, so a forged notification finds nothing to announce.
@@ -123,19 +114,16 @@ def build_event(
     created_at: datetime.datetime,
 ) -> Event:
     """The event clients receive for one entry of the log, its `data` bounded."""
-    event: Event = {
-        "seq": seq,
-        "table": table,
-        "op": op,
-        "id": row_id,
-        "data": None,
-        "at": created_at.isoformat(),
-    }
-    if data is not None:
-        event["data"], cut = bound_row(data)
-        if cut:
-            event["cut"] = cut
-    return event
+    bounded, cut = (None, None) if data is None else bound_row(data)
+    return Event(
+        seq=seq,
+        table=table,
+        op=op,
+        id=row_id,
+        data=bounded,
+        at=created_at.isoformat(),
+        cut=cut or None,
+    )
 
 
 def event_from_log_row(row: Mapping[str, Any]) -> Event:
@@ -150,21 +138,16 @@ def event_from_log_row(row: Mapping[str, Any]) -> Event:
     )
 
 
-def encode_event(event: Event) -> str:
-    """The JSON text of an event, as the programmatic feed sends it."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-
-
 def channel_layer_messages(events: list[Event]) -> Iterator[dict[str, Any]]:
     """`events` (in seq order) as channel-layer messages of bounded size, still in order."""
-    batch: list[Event] = []
+    batch: list[dict[str, Any]] = []
     size = 0
     for event in events:
-        event_size = len(encode_event(event))
+        event_size = len(event.to_json())
         if batch and size + event_size > MAX_MESSAGE_BYTES:
             yield {"type": EVENTS_MESSAGE_TYPE, "events": batch}
             batch, size = [], 0
-        batch.append(event)
+        batch.append(event.to_wire())
         size += event_size
     if batch:
         yield {"type": EVENTS_MESSAGE_TYPE, "events": batch}

@@ -13,22 +13,19 @@ connection closing. It knows nothing of screens; it publishes.
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
-from violations.events import Event, InvalidNotification, event_from_log_row, parse_notification
-from violations.notify import validate_channel_name
-from violations.triggers import EVENT_LOG_TABLE, HEAD_TABLE
+from violations.backoff import Backoff
+from violations.contract import EVENT_LOG_TABLE, HEAD_TABLE, Event, validate_identifier
+from violations.events import InvalidNotification, event_from_log_row, parse_notification
 
 logger = logging.getLogger(__name__)
 
@@ -76,24 +73,6 @@ def _number_pending_query(track_commit_timestamp: bool) -> sql.Composed:
         commit_ts=sql.SQL(commit_ts),
         order=sql.SQL(order),
     )
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with full jitter (so many listeners don't retry in step)."""
-
-    initial: float = 0.25
-    cap: float = 30.0
-    attempt: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap, self.initial * 2**self.attempt)
-        self.attempt += 1
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class State(Enum):
@@ -147,7 +126,7 @@ class Listener:
     ) -> None:
         self.listen_conninfo = listen_conninfo
         self.query_conninfo = query_conninfo
-        self.channel = validate_channel_name(channel)
+        self.channel = validate_identifier(channel, "the NOTIFY channel")
         self.lock_key = lock_key
         self.publish = publish
         self.health_interval = health_interval
@@ -259,7 +238,7 @@ class Listener:
         async with conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(numbering, {"limit": MAX_BATCH})
             rows = await cursor.fetchall()
-        return sorted((event_from_log_row(row) for row in rows), key=lambda e: e["seq"])
+        return sorted((event_from_log_row(row) for row in rows), key=lambda event: event.seq)
 
     async def _publish(self, events: list[Event]) -> None:
         """Publish once, briefly. The events are already in the log with their seq, so if
@@ -295,38 +274,6 @@ async def _tracks_commit_order(conn: psycopg.AsyncConnection) -> bool:
     cursor = await conn.execute("SELECT current_setting('track_commit_timestamp')::bool")
     row = await cursor.fetchone()
     return bool(row and row[0])
-
-
-# Django OPTIONS keys that are libpq connection parameters (others, such as
-# isolation_level or pool, are Django's own and mean nothing to libpq).
-_LIBPQ_OPTIONS = {
-    "host",
-    "port",
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "sslpassword",
-    "options",
-    "passfile",
-    "service",
-    "target_session_attrs",
-    "connect_timeout",
-}
-
-
-def conninfo(database: dict[str, Any]) -> str:
-    """A libpq connection string for one of Django's DATABASES entries."""
-    params = {
-        "dbname": database.get("NAME"),
-        "user": database.get("USER"),
-        "password": database.get("PASSWORD"),
-        "host": database.get("HOST"),
-        "port": database.get("PORT"),
-    }
-    options = database.get("OPTIONS", {})
-    params.update({key: value for key, value in options.items() if key in _LIBPQ_OPTIONS})
-    return make_conninfo(**{key: str(v) for key, v in params.items() if v not in (None, "")})
 
 
 async def _connect(conninfo: str) -> psycopg.AsyncConnection:

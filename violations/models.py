@@ -7,7 +7,8 @@ every column but the four a camera writes has a database-level default.
 from django.db import models
 from django.db.models.functions import Now
 
-from violations.triggers import EVENT_LOG_TABLE, notify_on_change, notify_on_truncate
+from violations.contract import EVENT_LOG_TABLE
+from violations.triggers import notify_on_change, notify_on_truncate
 
 
 class Violation(models.Model):

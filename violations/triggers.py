@@ -17,23 +17,10 @@ import pgtrigger
 from django.db import models
 from pgtrigger import features, utils
 
-from violations.notify import NOTIFY_CHANNEL, validate_channel_name
-
-# The event log's table; the triggers write it, the listener and web processes read it.
-EVENT_LOG_TABLE = "violation_events"
-
-# The last `seq` handed out (see violations.listener), in a one-row table written by the
-# same statement that numbers events: transactional, unlike a sequence, and untouched when
-# the log is pruned or truncated, so `seq` never goes back.
-HEAD_TABLE = "violation_events_head"
-
-# Both names are pasted into the trigger's SQL, so they are checked first.
-validate_channel_name(NOTIFY_CHANNEL)
-validate_channel_name(EVENT_LOG_TABLE)
-validate_channel_name(HEAD_TABLE)
+from violations.contract import EVENT_LOG_TABLE, NOTIFY_CHANNEL
 
 # The log's INSERT, shared by both functions. `{event_log}` is the log's schema-qualified
-# name (see ViolationTrigger); the f-string only pastes the channel validated above.
+# name (see ViolationTrigger); the f-string only pastes the contract's checked channel.
 _LOG_AND_NOTIFY = f"""
         INSERT INTO {{event_log}} (table_name, op, row_id, data)
             VALUES (TG_TABLE_NAME, logged_op, row_id, row_data)

@@ -5,6 +5,8 @@ import pgtrigger.compiler
 import pgtrigger.migrations
 from django.db import migrations, models
 
+from violations.contract import HEAD_TABLE
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -94,13 +96,13 @@ class Migration(migrations.Migration):
                 ),
             ),
         ),
-        # The last `seq` handed out (violations.triggers.HEAD_TABLE): one row, updated in the
-        # numbering statement itself. Not a model, so pruning or truncating the log (as
-        # test flushes do) leaves it alone and `seq` never goes back.
+        # Not a model, so pruning or truncating the log (as test flushes do) leaves it
+        # alone and `seq` never goes back.
         migrations.RunSQL(
-            "CREATE TABLE violation_events_head (seq bigint NOT NULL);"
-            "INSERT INTO violation_events_head (seq) VALUES (0);",
-            "DROP TABLE violation_events_head;",
+            # The contract validates HEAD_TABLE as a plain identifier.
+            f"CREATE TABLE {HEAD_TABLE} (seq bigint NOT NULL);"  # noqa: S608
+            f"INSERT INTO {HEAD_TABLE} (seq) VALUES (0);",  # noqa: S608
+            f"DROP TABLE {HEAD_TABLE};",
         ),
         migrations.AddIndex(
             model_name="changeevent",

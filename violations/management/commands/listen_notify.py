@@ -8,10 +8,10 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from violations.event_log import listener_lock_key
-from violations.events import EVENTS_GROUP, Event, channel_layer_messages
-from violations.listener import Listener, conninfo
-from violations.notify import NOTIFY_CHANNEL
+from violations.conninfo import conninfo
+from violations.contract import EVENTS_GROUP, NOTIFY_CHANNEL, Event, listener_lock_key
+from violations.events import channel_layer_messages
+from violations.listener import Listener
 
 
 class Command(BaseCommand):

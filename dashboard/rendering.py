@@ -1,26 +1,23 @@
 """Deciding what to re-render for a batch of events, and rendering it (once, for everyone)."""
 
-import dataclasses
 import datetime
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.template.loader import render_to_string
-from django.utils import timezone
 
-from dashboard import clock, widgets
-from violations import event_log
+from dashboard import queries
+from violations.contract import Event
 from violations.event_log import ListenerStatus
 
 
-def tables_to_refresh(events: Iterable[dict[str, Any]], known: Iterable[str]) -> list[str]:
+def tables_to_refresh(events: Iterable[Event], known: Iterable[str]) -> list[str]:
     """The widgets a batch of events touches, in dashboard order."""
-    changed = {event.get("table") for event in events}
+    changed = {event.table for event in events}
     return [table for table in known if table in changed]
 
 
-def inserted_tables(events: Iterable[dict[str, Any]]) -> list[str]:
+def inserted_tables(events: Iterable[Event]) -> list[str]:
     """Tables that gained a row in this batch: each plays its sound once.
 
     An INSERT beside a DELETE of the same table in the same transaction (the same `at`,
@@ -28,14 +25,8 @@ def inserted_tables(events: Iterable[dict[str, Any]]) -> list[str]:
     new violation: no sound for it.
     """
     events = list(events)
-    moved = {(e["table"], e.get("at")) for e in events if e.get("op") == "DELETE"}
-    return sorted(
-        {
-            e["table"]
-            for e in events
-            if e.get("op") == "INSERT" and (e["table"], e.get("at")) not in moved
-        }
-    )
+    moved = {(e.table, e.at) for e in events if e.op == "DELETE"}
+    return sorted({e.table for e in events if e.op == "INSERT" and (e.table, e.at) not in moved})
 
 
 def page_context(
@@ -43,30 +34,22 @@ def page_context(
     *,
     position: int | None = None,
     listener: ListenerStatus | None = None,
+    with_feed: bool = True,
 ) -> dict[str, Any]:
     """The dashboard's parts: every widget, or only those of `tables`, with feed and chart.
 
     `position` is the last event the parts include; the page reports it when it reconnects.
     """
-    tables = widgets.all_tables() if tables is None else tables
-    return {
-        "widgets": [widgets.widget(table) for table in tables],
-        "feed": widgets.feed(),
-        "activity": widgets.activity(),
+    tables = queries.all_tables() if tables is None else tables
+    context = {
+        "widgets": [queries.widget(table) for table in tables],
+        "activity": queries.activity(),
         "position": position,
         "listener": listener,
     }
-
-
-def first_page_context() -> dict[str, Any]:
-    """The whole page. The position is read first, so the parts are at least that new."""
-    position = event_log.head_seq()
-    return page_context(position=position, listener=event_log.listener_status()) | {
-        # The page ages "last event" by the server's clock and says which zone "Today" is.
-        "server_time": clock.now(),
-        "time_zone": timezone.get_default_timezone_name(),
-        "stale_after_ms": round(settings.DASHBOARD_STALE_SECONDS * 1000),
-    }
+    if with_feed:
+        context["feed"] = queries.feed()
+    return context
 
 
 def render_refresh(position: int, listener: ListenerStatus | None) -> str:
@@ -76,7 +59,7 @@ def render_refresh(position: int, listener: ListenerStatus | None) -> str:
 
 
 def render_update(
-    events: list[dict[str, Any]],
+    events: list[Event],
     position: int,
     listener: ListenerStatus | None,
     *,
@@ -84,13 +67,8 @@ def render_update(
 ) -> str:
     """Only the parts a range of events touches (and every widget if the day changed),
     swapped out-of-band."""
-    known = widgets.all_tables()
+    known = queries.all_tables()
     tables = known if every_widget else tables_to_refresh(events, known)
-    if listener is not None and events:
-        # The health poll may not have seen these yet; the newest event is the last one.
-        newest = datetime.datetime.fromisoformat(events[-1]["at"])
-        if listener.last_event_at is None or newest > listener.last_event_at:
-            listener = dataclasses.replace(listener, last_event_at=newest)
     context = page_context(tables, position=position, listener=listener)
     return render_to_string(
         "dashboard/_updates.html", context | {"inserted": inserted_tables(events)}
@@ -105,15 +83,9 @@ def render_status(position: int, listener: ListenerStatus | None) -> str:
 
 def render_clock(position: int, listener: ListenerStatus | None, *, every_widget: bool) -> str:
     """What the clock moved: the last-hour chart, and every widget's "Today" on a new day."""
-    tables = widgets.all_tables() if every_widget else []
-    context = {
-        "widgets": [widgets.widget(table) for table in tables],
-        "activity": widgets.activity(),
-        "position": position,
-        "listener": listener,
-        "clock_only": True,
-    }
-    return render_to_string("dashboard/_updates.html", context)
+    tables = queries.all_tables() if every_widget else []
+    context = page_context(tables, position=position, listener=listener, with_feed=False)
+    return render_to_string("dashboard/_updates.html", context | {"clock_only": True})
 
 
 def render_heartbeat(seq: int, at: datetime.datetime) -> str:

@@ -10,9 +10,8 @@ itself, and it never holds more than one pending range, whatever the event rate.
 Two timers per process, not per socket, wake the same tasks: the clock (what "Today" and
 the last-hour chart show moves without any event: dashboards are sent one shared render
 when it does) and the heartbeat (a socket sent nothing for a while is sent its position
-and the server's time, so a client can tell a quiet stream from a dead one).
-
-Hand-written because this per-process fan-out and resume is the project's own idea.
+and the server's time, so a client can tell a quiet stream from a dead one). So does the
+listener watch, when the listener goes active or inactive.
 """
 
 import asyncio
@@ -26,12 +25,14 @@ from typing import Protocol
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from dashboard import clock, fragments
+from dashboard import clock, rendering
 from dashboard.clock import ClockChange, ClockReading, clock_change, read_clock
+from dashboard.event_stream import EventStream
 from dashboard.heartbeat import heartbeat_due, heartbeat_message, tick_seconds
-from dashboard.stream import EventStream
+from dashboard.listener_watch import ListenerWatch, with_newest_event
 from violations import event_log
-from violations.events import encode_event
+from violations.contract import resync_frame
+from violations.event_log import ListenerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def dashboard_plan(
 
 def resync_message(head: int) -> str:
     """Told to a feed client whose `since` the log cannot serve (pruned, or not ours)."""
-    return encode_event({"type": "resync", "seq": head})
+    return resync_frame(head)
 
 
 class RenderCache:
@@ -129,17 +130,20 @@ class RenderCache:
 
 
 class Hub:
-    """The process's event stream, its clock and heartbeat, and the sockets following them."""
+    """The process's event stream, listener watch, clock and heartbeat, and the sockets
+    following them."""
 
     def __init__(
         self,
         stream: EventStream | None = None,
         *,
+        listener: ListenerWatch | None = None,
         dashboard_tick: float = DASHBOARD_TICK,
         heartbeat: float | None = None,
         clock_check: float = CLOCK_CHECK,
     ) -> None:
         self.stream = stream or EventStream()
+        self.listener = listener or ListenerWatch()
         self.renders = RenderCache()
         self.dashboard_tick = dashboard_tick
         self.heartbeat = settings.DASHBOARD_HEARTBEAT_SECONDS if heartbeat is None else heartbeat
@@ -153,11 +157,11 @@ class Hub:
         self._pulse_at = clock.now()
 
     def follow_dashboard(self, socket: FragmentSocket, since: int | None) -> asyncio.Task:
-        self._start()
+        self.start()
         return asyncio.create_task(self._follow_dashboard(socket, since))
 
-    def follow_feed(self, socket: EventSocket, since: int | None) -> asyncio.Task:
-        self._start()
+    def follow_feed(self, socket: EventSocket, since: int) -> asyncio.Task:
+        self.start()
         return asyncio.create_task(self._follow_feed(socket, since))
 
     async def stop(self) -> None:
@@ -165,11 +169,14 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
         self._timers = []
+        await self.listener.stop()
         await self.stream.stop()
 
-    def _start(self) -> None:
-        """Start (or restart after a crash) the stream and the timers; idempotent."""
+    def start(self) -> None:
+        """Start (or restart after a crash) the stream, the listener watch and the timers;
+        idempotent."""
         self.stream.start()
+        self.listener.start(self._listener_read)
         if self._timers and not any(task.done() for task in self._timers):
             return
         for task in self._timers:
@@ -195,6 +202,11 @@ class Hub:
                 self.reading = reading
                 self.stream.wake()
 
+    def _listener_read(self, status: ListenerStatus, flipped: bool) -> None:
+        self.stream.log_head_seen(status.head)
+        if flipped:
+            self.stream.wake()
+
     def _pulse(self, kind: str, position: int, tick: int) -> str:
         """The heartbeat for `kind` of socket at `position`: made once per tick and position."""
         if tick != self._pulse_tick:
@@ -202,7 +214,7 @@ class Hub:
         text = self._pulses.get((kind, position))
         if text is None:
             if kind == "dashboard":
-                text = fragments.render_heartbeat(position, self._pulse_at)
+                text = rendering.render_heartbeat(position, self._pulse_at)
             else:
                 text = heartbeat_message(position, self._pulse_at)
             self._pulses[(kind, position)] = text
@@ -222,14 +234,14 @@ class Hub:
             if position is not None:
                 while not (
                     stream.head > position
-                    or stream.status_version != seen_status
+                    or self.listener.version != seen_status
                     or self.reading != seen_reading
                     or heartbeat_due(sent_tick, self.tick)
                 ):
                     await stream.next_change()
                 if loop.time() < next_tick:
                     await asyncio.sleep(next_tick - loop.time())
-            head, version, status = stream.head, stream.status_version, stream.status
+            head, version, status = stream.head, self.listener.version, self.listener.status
             reading, tick = self.reading, self.tick
             moved = clock_change(seen_reading, reading)
             plan = dashboard_plan(
@@ -247,21 +259,22 @@ class Hub:
             # Every render that shows the chart or "Today" is keyed by the clock's reading.
             if plan is Plan.REFRESH:
                 key = (plan, head, version, reading)
-                render = partial(fragments.render_refresh, head, status)
+                render = partial(rendering.render_refresh, head, status)
             elif plan is Plan.UPDATE:
                 key = (plan, position, head, version, reading, moved.today)
+                missed = [e for e, _ in events]
                 render = partial(
-                    fragments.render_update,
-                    [e for e, _ in events],
+                    rendering.render_update,
+                    missed,
                     head,
-                    status,
+                    with_newest_event(status, missed),
                     every_widget=moved.today,
                 )
             elif plan is Plan.CLOCK:
                 key = (plan, head, version, reading, moved.today)
-                render = partial(fragments.render_clock, head, status, every_widget=moved.today)
+                render = partial(rendering.render_clock, head, status, every_widget=moved.today)
             else:
-                key, render = (plan, head, version), partial(fragments.render_status, head, status)
+                key, render = (plan, head, version), partial(rendering.render_status, head, status)
             try:
                 html = await self.renders.get(key, render)
             except Exception:
@@ -274,8 +287,8 @@ class Hub:
             position, seen_status, seen_reading, sent_tick = head, version, reading, self.tick
             next_tick = (loop.time() // self.dashboard_tick + 1) * self.dashboard_tick
 
-    async def _follow_feed(self, socket: EventSocket, since: int | None) -> None:
-        """Send every event after `since` (None: from now), and a heartbeat when quiet.
+    async def _follow_feed(self, socket: EventSocket, since: int) -> None:
+        """Send every event after `since`, and a heartbeat when quiet.
 
         A `since` beyond the log's head is from another log: resync. One the stream has not
         reached yet is waited for, not refused: this process may be a moment behind the log
@@ -287,11 +300,9 @@ class Hub:
         await stream.ready.wait()
         position = since
         sent_tick = self.tick
-        # The stream never runs ahead of the log, so only a `since` beyond the stream
-        # needs the log's head (one query per connect saved on the common path).
-        if position is None or position > stream.head:
+        # The stream never runs ahead of the log: only a `since` beyond it needs the log's head.
+        if position > stream.head:
             log_head = await database_sync_to_async(event_log.head_seq)()
-            position = log_head if since is None else since
             if position > log_head:
                 await socket.send_event_text(resync_message(log_head), log_head)
                 position = log_head
@@ -315,7 +326,7 @@ class Hub:
                 position, sent_tick = stream.head, self.tick
                 continue
             for event, text in events:  # each waits for the window: paced by the client
-                await socket.send_event_text(text, event["seq"])
+                await socket.send_event_text(text, event.seq)
             position, sent_tick = upto, self.tick
 
 

@@ -3,11 +3,8 @@
 Events normally arrive through the channel layer, in `seq` order. The layer may lose some
 (Redis restarting, a listener killed between numbering and publishing), so the stream
 checks: a jump in `seq` is filled from the event log before going on, a repeat is dropped,
-and every `poll_interval` the log's head is compared with ours, so a loss at the very end
-of a burst is noticed too. The same poll reads the listener's health for the dashboard.
-
-Hand-written because this catch-up protocol is the project's own idea; the channel layer
-is only the fast path.
+and a head read from the log (`log_head_seen`, every second from the hub's listener watch)
+is caught up to, so a loss at the very end of a burst is noticed too.
 """
 
 import asyncio
@@ -16,11 +13,10 @@ from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 
+from dashboard.subscriptions import keep_subscribed
 from violations import event_log
-from violations.event_log import ListenerStatus
-from violations.events import EVENTS_GROUP, Event, encode_event
+from violations.contract import EVENTS_GROUP, Event
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +27,10 @@ LOG_PAGE = 1000
 
 
 class EventStream:
-    def __init__(self, *, poll_interval: float = 1.0, recent: int = RECENT_EVENTS) -> None:
-        self.poll_interval = poll_interval
+    """The process's events in `seq` order, the recent ones kept, and waiters woken on each."""
+
+    def __init__(self, *, recent: int = RECENT_EVENTS) -> None:
         self.head = 0  # last seq applied, valid once `ready` is set
-        self.status: ListenerStatus | None = None
-        self.status_version = 0  # bumped when the listener goes active or inactive
-        self.status_known = asyncio.Event()
         self.ready = asyncio.Event()
         self.subscribed = asyncio.Event()  # set while in the channel-layer group
         self._recent: deque[tuple[Event, str]] = deque(maxlen=recent)
@@ -56,7 +50,6 @@ class EventStream:
         self._tasks = [
             asyncio.create_task(self._receive(), name="event-stream-receive"),
             asyncio.create_task(self._sequence(), name="event-stream-sequence"),
-            asyncio.create_task(self._poll(), name="event-stream-poll"),
         ]
 
     async def stop(self) -> None:
@@ -70,9 +63,7 @@ class EventStream:
     # --- what subscribers use ----------------------------------------------------------
     async def next_change(self) -> None:
         """Return at the stream's next change (or the next `wake()`); callers re-check."""
-        # One future per waiter rather than one shared and shielded: waking a socket then
-        # costs one callback instead of three, which is most of the fan-out's own cost per
-        # frame, and a waiter cancelled (its socket closed) touches no other.
+        # One future per waiter: the cheapest wake-up (docs/decisions.md, issue 15).
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
         try:
@@ -82,68 +73,37 @@ class EventStream:
 
     def wake(self) -> None:
         """Wake every waiter: something they follow besides the stream moved (the hub's
-        clock or heartbeat)."""
+        clock, heartbeat or listener watch)."""
         self._notify()
+
+    def log_head_seen(self, head: int) -> None:
+        """The log's head as read from the database: events up to it are applied, read from
+        the log if the channel layer lost them."""
+        self._incoming.put_nowait(("head", head))
 
     async def events_between(self, after: int, upto: int) -> list[tuple[Event, str]] | None:
         """Events `after < seq <= upto` with their JSON text, or None if the log no longer
         has them all (pruned, or from another database)."""
         if upto <= after:
             return []
-        if self._recent and self._recent[0][0]["seq"] <= after + 1 and upto <= self.head:
-            start = after + 1 - self._recent[0][0]["seq"]
+        if self._recent and self._recent[0][0].seq <= after + 1 and upto <= self.head:
+            start = after + 1 - self._recent[0][0].seq
             return [self._recent[i] for i in range(start, start + upto - after)]
         events = await database_sync_to_async(event_log.events_after)(
             after, upto=upto, limit=upto - after
         )
         if len(events) != upto - after:
             return None
-        return [(event, encode_event(event)) for event in events]
+        return [(event, event.to_json()) for event in events]
 
     # --- tasks -------------------------------------------------------------------------
     async def _receive(self) -> None:
-        """Subscribe once for the whole process; resubscribe if the layer fails."""
-        layer = get_channel_layer()
-        delay = 0.5
-        while True:
-            channel = None
-            try:
-                channel = await layer.new_channel()
-                await layer.group_add(EVENTS_GROUP, channel)
-                self.subscribed.set()
-                delay = 0.5
-                while True:
-                    message = await layer.receive(channel)
-                    self._incoming.put_nowait(("events", message["events"]))
-            except asyncio.CancelledError:
-                # Stopping: awaiting the layer here could hang on a half-made subscription;
-                # the layer's connections close with it.
-                self.subscribed.clear()
-                raise
-            except Exception as exc:
-                self.subscribed.clear()
-                # Nothing is lost meanwhile: the poll reads the log.
-                logger.warning("event stream lost the channel layer (%s); resubscribing", exc)
-                if channel is not None:
-                    await _leave_group(layer, channel)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+        """Subscribe once for the whole process; nothing is lost while resubscribing (the
+        log's head is still caught up to)."""
+        await keep_subscribed(EVENTS_GROUP, self._received, self.subscribed)
 
-    async def _poll(self) -> None:
-        while True:
-            try:
-                status = await database_sync_to_async(event_log.listener_status)()
-            except Exception as exc:
-                logger.warning("cannot read the listener's status (%s)", exc)
-            else:
-                flipped = self.status is None or status.active != self.status.active
-                self.status = status
-                self.status_known.set()
-                self._incoming.put_nowait(("head", status.head))
-                if flipped:
-                    self.status_version += 1
-                    self._notify()
-            await asyncio.sleep(self.poll_interval)
+    async def _received(self, message: dict[str, Any]) -> None:
+        self._incoming.put_nowait(("events", [Event.from_wire(w) for w in message["events"]]))
 
     async def _sequence(self) -> None:
         """Apply everything in `seq` order, reading from the log whatever did not arrive."""
@@ -171,10 +131,10 @@ class EventStream:
             self._notify()
 
     async def _apply_batch(self, events: list[Event]) -> None:
-        for event in sorted(events, key=lambda event: event["seq"]):
-            if event["seq"] > self.head + 1:  # some were lost on the way: read them
-                await self._read_log(upto=event["seq"] - 1)
-            if event["seq"] == self.head + 1:
+        for event in sorted(events, key=lambda event: event.seq):
+            if event.seq > self.head + 1:  # some were lost on the way: read them
+                await self._read_log(upto=event.seq - 1)
+            if event.seq == self.head + 1:
                 self._append(event)
             # else: already applied (read from the log, or a repeat)
 
@@ -191,30 +151,21 @@ class EventStream:
                 self.head = upto
                 return
             for event in events:
-                if event["seq"] == self.head + 1:
+                if event.seq == self.head + 1:
                     self._append(event)
-                elif event["seq"] > self.head + 1:
+                elif event.seq > self.head + 1:
                     # A hole in the log itself (pruned while we were behind): carry on from
                     # here; clients behind it will be told to refresh.
-                    logger.warning("event log skips from %d to %d", self.head, event["seq"])
+                    logger.warning("event log skips from %d to %d", self.head, event.seq)
                     self._recent.clear()
                     self._append(event)
 
     def _append(self, event: Event) -> None:
-        self._recent.append((event, encode_event(event)))
-        self.head = event["seq"]
+        self._recent.append((event, event.to_json()))
+        self.head = event.seq
 
     def _notify(self) -> None:
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-
-async def _leave_group(layer: Any, channel: str) -> None:
-    """Best effort, bounded: the layer may be the thing that failed."""
-    try:
-        async with asyncio.timeout(2):
-            await layer.group_discard(EVENTS_GROUP, channel)
-    except Exception:
-        logger.debug("group_discard failed", exc_info=True)
