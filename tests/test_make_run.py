@@ -496,7 +496,7 @@ def test_a_port_someone_listens_on_is_not_free():
     assert port_is_free(free_port())
 
 
-# What `make test`, `make bench` and `make audit` add; `make run` must not wait for them.
+# What `make test` and `make audit` add (and benchmark tools); `make run` must not wait for them.
 NOT_FOR_RUNNING = {"pytest", "playwright", "hypothesis", "ruff", "pip-audit", "matplotlib"}
 
 
