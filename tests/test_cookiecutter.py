@@ -290,6 +290,7 @@ def imported_modules(source: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_the_default_project_ships_the_product_without_the_bench_or_the_templates_tests(
     default_project,
 ):
@@ -321,6 +322,7 @@ def test_the_default_project_ships_the_product_without_the_bench_or_the_template
     assert re.search(r"^test:", makefile, re.MULTILINE)
 
 
+@pytest.mark.slow
 def test_the_default_projects_own_suite_collects(default_project):
     """Its tests import without the template's (the full run: the custom project's below)."""
     result = subprocess.run(

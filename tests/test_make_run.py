@@ -500,6 +500,7 @@ def test_a_port_someone_listens_on_is_not_free():
 NOT_FOR_RUNNING = {"pytest", "playwright", "hypothesis", "ruff", "pip-audit", "matplotlib"}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_make_run_installs_only_what_running_needs():
     recipe = subprocess.run(
