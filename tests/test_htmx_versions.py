@@ -24,7 +24,7 @@ from tests.processes import Daphne, WebServer
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard, plays_of
 
 HTMX_4_SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.settings_htmx4"}
-PAGE_ORIGIN_EVENTS = re.compile(r"/ws/dashboard/$")
+DASHBOARD_SOCKET = re.compile(r"/ws/dashboard/$")
 
 
 # --- Every pushed part names its swap (pure: the real renderers, no server) -----------------
@@ -119,7 +119,8 @@ def htmx(request) -> str:
 
 
 @pytest.fixture
-def web(htmx, request) -> WebServer:
+def htmx_web(htmx, request) -> WebServer:
+    """The session's Daphne serving the page with htmx `htmx`."""
     return request.getfixturevalue("daphne" if htmx == "2" else "daphne_htmx4")
 
 
@@ -128,7 +129,7 @@ def sent_frames(page: Page) -> list[dict]:
     sent: list[dict] = []
 
     def watch(socket: WebSocket) -> None:
-        if PAGE_ORIGIN_EVENTS.search(socket.url):
+        if DASHBOARD_SOCKET.search(socket.url):
             socket.on("framesent", lambda payload: sent.append(json.loads(payload)))
 
     page.on("websocket", watch)
@@ -211,7 +212,7 @@ class RelayedSockets:
 
     def __init__(self, page: Page) -> None:
         self.routes: list[WebSocketRoute] = []
-        page.route_web_socket(PAGE_ORIGIN_EVENTS, self._relay)
+        page.route_web_socket(DASHBOARD_SOCKET, self._relay)
 
     def _relay(self, route: WebSocketRoute) -> None:
         route.connect_to_server()
@@ -244,12 +245,12 @@ def extension_retrying_everything(page: Page) -> list[str]:
 
 
 @pytest.fixture
-def relayed(page, web, session_cookie, htmx) -> tuple[Page, RelayedSockets]:
+def relayed(page, htmx_web, session_cookie, htmx) -> tuple[Page, RelayedSockets]:
     page.add_init_script(STATES_SEEN)
     # htmx 4's extension would retry any close by itself; htmx 2's, any code it is given.
     patched = extension_retrying_everything(page) if htmx == "2" else ["not patched"]
     sockets = RelayedSockets(page)
-    open_dashboard(page, web, session_cookie)
+    open_dashboard(page, htmx_web, session_cookie)
     assert_runs_on(page, htmx)
     assert patched
     return page, sockets
