@@ -18,10 +18,10 @@ from django.utils import timezone
 from playwright.sync_api import Page, Route, WebSocket, WebSocketRoute, expect
 
 from dashboard import fragments
-from dashboard.close_codes import CloseCode
 from tests.browser import page_errors
 from tests.processes import Daphne, WebServer
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard, plays_of
+from violations.contract import CloseCode, Event
 
 HTMX_4_SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.settings_htmx4"}
 DASHBOARD_SOCKET = re.compile(r"/ws/dashboard/$")
@@ -66,9 +66,7 @@ def top_level(html: str) -> list[tuple[str, dict[str, str | None]]]:
 def pushed_fragments() -> dict[str, str]:
     """Every kind of frame /ws/dashboard/ pushes, rendered by the functions that push it."""
     now = timezone.now()
-    events = [
-        {"seq": 1, "table": HUMAN, "op": "INSERT", "id": 1, "data": {}, "at": now.isoformat()}
-    ]
+    events = [Event(seq=1, table=HUMAN, op="INSERT", id=1, data={}, at=now.isoformat())]
     return {
         "render_refresh": fragments.render_refresh(1, None),
         "render_update": fragments.render_update(events, 1, None, every_widget=True),

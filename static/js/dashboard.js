@@ -26,8 +26,8 @@
   var everOpened = false;
   var retries = 0;
   var reconnectTimer = null;
-  // Close codes (dashboard/close_codes.py): the page decides on each; the extension never
-  // reconnects by itself (static/js/htmx-events.js).
+  // Close codes (CloseCode in violations/contract.py): the page decides on each; the
+  // extension never reconnects by itself (static/js/htmx-events.js).
   var CLOSE_LOGGED_OUT = [4401, 4403];
   // 4409: this login already holds its share of sockets; a slot frees when a screen closes.
   var CLOSE_TOO_MANY = 4409;
