@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, Route, WebSocket, WebSocketRoute, expect
 
-from dashboard import fragments
+from dashboard import rendering
 from tests.browser import page_errors
 from tests.processes import Daphne, WebServer
 from tests.test_dashboard_browser import HUMAN, count_today, insert, open_dashboard, plays_of
@@ -68,11 +68,11 @@ def pushed_fragments() -> dict[str, str]:
     now = timezone.now()
     events = [Event(seq=1, table=HUMAN, op="INSERT", id=1, data={}, at=now.isoformat())]
     return {
-        "render_refresh": fragments.render_refresh(1, None),
-        "render_update": fragments.render_update(events, 1, None, every_widget=True),
-        "render_status": fragments.render_status(1, None),
-        "render_clock": fragments.render_clock(1, None, every_widget=True),
-        "render_heartbeat": fragments.render_heartbeat(1, now),
+        "render_refresh": rendering.render_refresh(1, None),
+        "render_update": rendering.render_update(events, 1, None, every_widget=True),
+        "render_status": rendering.render_status(1, None),
+        "render_clock": rendering.render_clock(1, None, every_widget=True),
+        "render_heartbeat": rendering.render_heartbeat(1, now),
     }
 
 
@@ -88,8 +88,8 @@ def test_every_element_a_dashboard_frame_carries_names_its_swap():
     # A new kind of frame is a new renderer: it must be listed above, and so checked.
     renderers = {
         name
-        for name, value in vars(fragments).items()
-        if name.startswith("render_") and getattr(value, "__module__", "") == fragments.__name__
+        for name, value in vars(rendering).items()
+        if name.startswith("render_") and getattr(value, "__module__", "") == rendering.__name__
     }
     assert set(frames) == renderers
     for name, html in frames.items():
