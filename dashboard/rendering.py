@@ -90,5 +90,5 @@ def render_clock(position: int, listener: ListenerStatus | None, *, every_widget
 
 def render_heartbeat(seq: int, at: datetime.datetime) -> str:
     """The dashboard's heartbeat: the page's position and the server's time, nothing else."""
-    context = {"seq": seq, "server_time": at, "oob": True}
+    context = {"seq": seq, "server_time": at}
     return render_to_string("dashboard/_heartbeat.html", context)

@@ -20,7 +20,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from dashboard.client_messages import MAX_EVENT_ID
+from dashboard.client_messages import MAX_SEQ
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def next_close_code(socket: ClientConnection, timeout: float = 10) -> int | None
 # A resume each endpoint answers at once: the feed with a resync (no log reaches that far),
 # the dashboard with a full refresh.
 PROBES = {
-    "/ws/violations/": json.dumps({"type": "resume", "since": MAX_EVENT_ID}),
+    "/ws/violations/": json.dumps({"type": "resume", "since": MAX_SEQ}),
     "/ws/dashboard/": json.dumps({"type": "resume", "since": None}),
 }
 

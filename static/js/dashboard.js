@@ -1,5 +1,6 @@
-// The dashboard's only script: connection indicator, staleness, reconnects, alert sounds.
-// htmx and its ws extension do the swapping; this file never builds markup.
+// The dashboard's script: connection indicator, staleness, reconnects, alert sounds.
+// htmx and its ws extension do the swapping, reached only through static/js/htmx-events.js;
+// this file never builds markup.
 (function () {
   "use strict";
 
@@ -21,21 +22,20 @@
   var STALE_AFTER_MS = Number(dashboard.dataset.staleAfterMs) || 10000;
   var staleNotice = document.getElementById("stale-notice");
   var lastFrameAt = Date.now();
-  var socket = null; // the open WebSocket, and the extension's handle on it
-  var socketWrapper = null;
   var stale = false;
-  // The extension's default backoff grows to 64 s; a wall screen should be back sooner.
-  htmx.config.wsReconnectDelay = function (retryCount) {
-    return Math.random() * Math.min(8000, 500 * Math.pow(2, retryCount));
-  };
   var everOpened = false;
   var retries = 0;
-  // The extension retries these close codes itself; any other close (a server restart
-  // says 1001 or 1000) is retried here, with full-jitter backoff.
-  var RETRIED_BY_EXTENSION = [1006, 1011, 1012, 1013];
+  var reconnectTimer = null;
+  // Close codes (CloseCode in violations/contract.py): the page decides on each; the
+  // extension never reconnects by itself (static/js/htmx-events.js).
   var CLOSE_LOGGED_OUT = [4401, 4403];
   // 4409: this login already holds its share of sockets; a slot frees when a screen closes.
   var CLOSE_TOO_MANY = 4409;
+  var TOO_MANY_RETRY_MS = 60000;
+  // Full jitter, capped at 8 s: a wall screen should be back soon after a restart.
+  function backoffMs(retry) {
+    return Math.random() * Math.min(8000, 500 * Math.pow(2, retry));
+  }
 
   function setState(state) {
     // Stale until a new socket opens: reconnect attempts do not make the numbers fresh.
@@ -44,11 +44,6 @@
     indicator.querySelector(".status-icon").textContent = LABELS[state][0];
     indicator.querySelector(".status-text").textContent = LABELS[state][1];
   }
-
-  dashboard.addEventListener("htmx:wsConnecting", function () {
-    if (navigator.onLine === false) setState("offline");
-    else setState(everOpened ? "reconnecting" : "connecting");
-  });
   function setStale(value) {
     stale = value;
     staleNotice.hidden = !value;
@@ -56,39 +51,14 @@
     if (value) document.body.dataset.stale = "";
     else delete document.body.dataset.stale;
   }
+  function reconnectIn(ms) {
+    window.clearTimeout(reconnectTimer);
+    reconnectTimer = window.setTimeout(function () {
+      reconnectTimer = null;
+      link.reconnect();
+    }, ms);
+  }
 
-  dashboard.addEventListener("htmx:wsOpen", function (event) {
-    everOpened = true;
-    retries = 0;
-    socket = event.detail.event.target;
-    socketWrapper = event.detail.socketWrapper;
-    lastFrameAt = Date.now();
-    setStale(false);
-    setState("connected");
-    // Say which event the page shows last, so the server sends only what it missed
-    // (an empty position asks for a full refresh).
-    var seq = document.getElementById("stream-position").dataset.seq;
-    event.detail.socketWrapper.send(
-      JSON.stringify({ type: "resume", since: seq === "" ? null : Number(seq) })
-    );
-  });
-  dashboard.addEventListener("htmx:wsClose", function (event) {
-    var code = event.detail.event.code;
-    if (CLOSE_LOGGED_OUT.indexOf(code) >= 0) {
-      window.location.assign(dashboard.dataset.loginUrl);
-      return;
-    }
-    if (code === CLOSE_TOO_MANY) {
-      setState("tooMany");
-      window.setTimeout(event.detail.socketWrapper.reconnect, 60000);
-      return;
-    }
-    setState(navigator.onLine === false ? "offline" : "reconnecting");
-    if (RETRIED_BY_EXTENSION.indexOf(code) < 0) {
-      window.setTimeout(event.detail.socketWrapper.reconnect, htmx.config.wsReconnectDelay(retries));
-      retries += 1;
-    }
-  });
   // Acknowledge what the page holds, at most once a second: the server holds what it sent
   // against a window (512 KiB) and pauses a socket whose page stops taking frames.
   var ACK_EVERY_MS = 1000;
@@ -96,29 +66,53 @@
   function acknowledge() {
     ackTimer = null;
     var seq = document.getElementById("stream-position").dataset.seq;
-    if (!socketWrapper || seq === "" || !socket || socket.readyState !== WebSocket.OPEN) return;
-    socketWrapper.send(JSON.stringify({ type: "ack", seq: Number(seq) }));
+    if (seq !== "") link.send(JSON.stringify({ type: "ack", seq: Number(seq) }));
   }
-  dashboard.addEventListener("htmx:wsAfterMessage", function () {
-    lastFrameAt = Date.now();
-    if (ackTimer === null) ackTimer = window.setTimeout(acknowledge, ACK_EVERY_MS);
+
+  var link = window.dashboardSocket(document.getElementById("dashboard-socket"), {
+    connecting: function () {
+      if (navigator.onLine === false) setState("offline");
+      else setState(everOpened ? "reconnecting" : "connecting");
+    },
+    open: function () {
+      everOpened = true;
+      retries = 0;
+      lastFrameAt = Date.now();
+      setStale(false);
+      setState("connected");
+      // Say which event the page shows last, so the server sends only what it missed
+      // (an empty position asks for a full refresh).
+      var seq = document.getElementById("stream-position").dataset.seq;
+      link.send(JSON.stringify({ type: "resume", since: seq === "" ? null : Number(seq) }));
+    },
+    message: function () {
+      lastFrameAt = Date.now();
+      if (ackTimer === null) ackTimer = window.setTimeout(acknowledge, ACK_EVERY_MS);
+      playAlerts();
+      showLastEventAge();
+    },
+    close: function (code) {
+      if (CLOSE_LOGGED_OUT.indexOf(code) >= 0) {
+        window.location.assign(dashboard.dataset.loginUrl);
+      } else if (code === CLOSE_TOO_MANY) {
+        setState("tooMany");
+        reconnectIn(TOO_MANY_RETRY_MS);
+      } else {
+        setState(navigator.onLine === false ? "offline" : "reconnecting");
+        reconnectIn(backoffMs(retries));
+        retries += 1;
+      }
+    },
   });
 
   // A server that stops answering without closing the socket (a frozen process, a
   // half-open connection) sends no close event: only silence tells.
   window.setInterval(function () {
-    if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    if (Date.now() - lastFrameAt <= STALE_AFTER_MS) return;
+    if (!link.isOpen() || Date.now() - lastFrameAt <= STALE_AFTER_MS) return;
     setStale(true);
     setState("stale");
-    // Abandon the silent socket: its close handshake can take a minute against a server
-    // that does not answer, and its late close event must not trigger a second reconnect.
-    var silent = socket;
-    socket = null;
-    silent.onclose = null;
-    silent.onerror = null;
-    silent.close();
-    socketWrapper.reconnect();
+    window.clearTimeout(reconnectTimer);
+    link.reconnect();
   }, 1000);
 
   window.addEventListener("offline", function () { setState("offline"); });
@@ -196,7 +190,7 @@
   });
   showPrefs();
 
-  dashboard.addEventListener("htmx:wsAfterMessage", function () {
+  function playAlerts() {
     var alert = document.getElementById("dashboard-alert");
     var inserted = alert.dataset.inserted || "";
     // Consumed once: later frames without an alert (heartbeats, the clock) replay nothing.
@@ -204,7 +198,7 @@
     inserted.split(" ").forEach(function (table) {
       if (table) play(table, false);
     });
-  });
+  }
 
   // --- Listener health: the server says when the last event happened; age it here, ----
   // by the server's clock: the heartbeat carries the server's time, and the page keeps
@@ -230,7 +224,6 @@
       : Math.round(seconds / 3600) + " h ago";
   }
   window.setInterval(showLastEventAge, 1000);
-  dashboard.addEventListener("htmx:wsAfterMessage", showLastEventAge);
   showLastEventAge();
 
   // A snapshot that fails to load becomes the placeholder (no inline onerror handlers).
