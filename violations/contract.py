@@ -116,15 +116,7 @@ class Event:
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> Event:
-        return cls(
-            seq=wire["seq"],
-            table=wire["table"],
-            op=wire["op"],
-            id=wire["id"],
-            data=wire["data"],
-            at=wire["at"],
-            cut=wire.get("cut"),
-        )
+        return cls(**wire)  # the wire's keys are the fields' names
 
 
 def wire_json(value: Any) -> str:
