@@ -562,6 +562,8 @@ def runs_section(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[st
         "writers": [
             "commits_per_s",
             "wal_bytes_per_commit",
+            "other_commits_per_commit",
+            "pipeline_cpu_ms_per_commit",
             "statement_s",
             "statement_trigger_s",
             "statement_wal_bytes",

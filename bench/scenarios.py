@@ -334,14 +334,24 @@ async def writers(bench: Bench, target: Target) -> Figures:
             drain = asyncio.create_task(_drain(listening))
             stack.callback(drain.cancel)
         tag = new_tag()
-        wal_before = await _wal_lsn(conn)
+        pipeline = [] if recipe else target.servers  # the drain session costs next to nothing
+        cpu_before = sum(server.cpu_seconds() for server in pipeline)
+        wal_before, xacts_before = await _wal_lsn(conn), await _commits(conn)
         commits = await pgbench(bench, table, WRITERS_CLIENTS, sizes.writers_seconds, tag)
-        wal_per_commit = (await _wal_lsn(conn) - wal_before) / commits["transactions"]
+        done = commits["transactions"]
+        wal_per_commit = (await _wal_lsn(conn) - wal_before) / done
+        await settle([server.pid for server in pipeline])  # the listener's last batches
+        cpu = sum(server.cpu_seconds() for server in pipeline) - cpu_before
+        others = await _commits(conn) - xacts_before - done
         statement = await _timed_statement(conn, table, sizes.writers_rows, tag)
     return {
         "commits_per_s": commits["tps"],
-        "commits": commits["transactions"],
+        "commits": done,
         "wal_bytes_per_commit": wal_per_commit,
+        # Per pgbench commit: other commits in this database (the listener's numbering,
+        # the web processes' reads), and the CPU of our listener and web processes.
+        "other_commits_per_commit": others / done,
+        "pipeline_cpu_ms_per_commit": cpu * 1000 / done,
         **statement,
     }
 
@@ -349,6 +359,16 @@ async def writers(bench: Bench, target: Target) -> Figures:
 async def _drain(conn: psycopg.AsyncConnection) -> None:
     async for _ in conn.notifies():
         pass
+
+
+async def _commits(conn: psycopg.AsyncConnection) -> int:
+    """Transactions committed in this database so far (the statistics flush once a second)."""
+    await asyncio.sleep(1.1)
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    cursor = await conn.execute(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return int((await cursor.fetchone())[0])
 
 
 async def _wal_lsn(conn: psycopg.AsyncConnection) -> int:
