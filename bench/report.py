@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
-from bench.scenarios import Sizes
+from bench.scenarios import WRITERS_CLIENTS, Sizes
 
 Results = dict[str, dict[str, list[dict[str, Any]]]]
 NOTES_MARKER = "<!-- Everything below this line is kept when `make bench` rewrites the file. -->"
@@ -214,6 +214,37 @@ def _cost_cell(m: Medians, others: dict[str, Medians]) -> str:
     )
 
 
+def _writers_ratios(m: Medians, others: dict[str, Medians]) -> tuple[float, float]:
+    """Ours against the recipe's trigger: commits/s (higher is better) and the statement's
+    time (lower is better), each a ratio of the medians of alternating runs."""
+    recipe = others.get("baseline", {})
+    commits = m["commits_per_s"] / recipe.get("commits_per_s", math.nan)
+    statement = m["statement_s"] / recipe.get("statement_s", math.nan)
+    return commits, statement
+
+
+def _writers_met(m: Medians, others: dict[str, Medians]) -> tuple[bool, str]:
+    commits, statement = _writers_ratios(m, others)
+    misses = []
+    if not commits >= 0.85:
+        misses.append(f"commits/s {commits:.2f}× the recipe's")
+    if not statement <= 1.0:
+        misses.append(f"statement {statement:.2f}× the recipe's time")
+    return not misses, "; ".join(misses)
+
+
+def _writers_cell(m: Medians, others: dict[str, Medians]) -> str:
+    text = (
+        f"{m['commits_per_s']:,.0f} commits/s · {m['statement_rows']:,.0f} rows in "
+        f"{ms(m['statement_s'] * 1000)} (triggers {ms(m['statement_trigger_s'] * 1000)}, "
+        f"{m['statement_trigger_calls']:,.0f} calls)"
+    )
+    if "baseline" in others and m != others["baseline"]:  # not the recipe's own cell
+        commits, statement = _writers_ratios(m, others)
+        text = f"**{commits:.2f}×** commits/s, **{statement:.2f}×** time: " + text
+    return text
+
+
 ROWS = [
     Row(
         "latency",
@@ -294,6 +325,17 @@ ROWS = [
         _cost_cell,
         _cost_met,
     ),
+    Row(
+        "writers",
+        lambda s: (
+            f"writers: {WRITERS_CLIENTS} pgbench clients' single-row commits/s, and one "
+            f"{s.writers_rows:,}-row `INSERT … SELECT`, ours vs the recipe's trigger "
+            "(baseline column), alternating runs"
+        ),
+        "commits/s ≥ 0.85× the recipe's, the statement ≤ 1.0× its time",
+        _writers_cell,
+        _writers_met,
+    ),
 ]
 
 
@@ -349,6 +391,8 @@ def uvicorn_cell(row: Row, by_target: dict[str, list], others: dict[str, Medians
         return cell(row, by_target[UVICORN], others)
     if row.key == "ingest":
         return "the same listener as ours"
+    if row.key == "writers":
+        return "the same trigger as ours"
     return "not measured"
 
 
@@ -489,6 +533,13 @@ def method_section(with_uvicorn: bool = True) -> list[str]:
         "(the raw loop: its one process), from before the first write until they are idle "
         "again, divided by the frames the clients received. PostgreSQL and Redis are "
         "not counted.",
+        f"- Writers: pgbench, {WRITERS_CLIENTS} clients, single-row autocommit INSERTs, "
+        "into one of our tables with our listener running, and into a table of the same "
+        "shape whose trigger is the recipe's `pg_notify(row_to_json(NEW))`, with a session "
+        "LISTENing; then one `INSERT … SELECT` into each, timed to its commit (EXPLAIN "
+        "ANALYZE, which also gives the triggers' time). The two alternate run by run on the "
+        "same server; the ratios are of the medians. WAL bytes are the server's insert "
+        "position before and after (cluster-wide, so an upper bound on a shared server).",
         "",
     ]
 
@@ -508,6 +559,15 @@ def runs_section(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[st
         ],
         "capacity": ["kb_per_connection", "connections", "one_event_last_ms"],
         "cost": ["us_per_frame", "frames", "lost"],
+        "writers": [
+            "commits_per_s",
+            "wal_bytes_per_commit",
+            "other_commits_per_commit",
+            "pipeline_cpu_ms_per_commit",
+            "statement_s",
+            "statement_trigger_s",
+            "statement_wal_bytes",
+        ],
     }
     targets = [t for t in TARGET_LABELS if any(t in by_target for by_target in results.values())]
     lines = [
@@ -561,10 +621,12 @@ def plot(
         ("ingest", "ratio", "ingest: drain rate / commit rate", 1, False),
         ("capacity", "kb_per_connection", "memory per idle socket (kB)", 30, False),
         ("cost", "us_per_frame", "server CPU per frame (µs)", None, True),
+        ("writers", "commits_per_s", "writers: single-row commits/s", None, False),
+        ("writers", "statement_s", "writers: one bulk INSERT (s)", None, False),
     ]
     colours = {"ours": "#1b7837", UVICORN: "#7fbf7b", "baseline": "#b2182b", "raw": "#7f7f7f"}
     ticks = {"ours": "ours", UVICORN: "ours\n(uvicorn)", "baseline": "baseline", "raw": "raw"}
-    figure, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    figure, axes = plt.subplots(2, 4, figsize=(17, 7.5))
     for axis, (scenario, key, title, bar, log) in zip(axes.flat, panels, strict=True):
         axis.set_title(title, fontsize=10)
         runs = results.get(scenario, {})

@@ -7,15 +7,19 @@ says about the server processes (`bench.procstat`); nothing is asked of the serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from bench import stats
+from bench.baseline.schema import RECIPE_CHANNEL, RECIPE_TABLES
 from bench.driver import Fleet, FleetResults, Writer, settle, wait_until_delivering
 from bench.markers import new_tag
 from bench.stack import Stack, Target
@@ -47,6 +51,11 @@ class Sizes:
     capacity_repeats: int  # each run opens `capacity` sockets: minutes through a login check
     drain_timeout: float  # after the last write, how long a run may take to deliver it all
     idle_timeout: float  # ...and how long without any delivery before it gives up
+    # Writers: pgbench's single-row commits for this long, then one statement of this many
+    # rows, per run; more runs than the others, as two triggers differ by tens of percent.
+    writers_seconds: float = 10
+    writers_rows: int = 50_000
+    writers_repeats: int = 5
 
 
 FULL = Sizes(
@@ -81,6 +90,9 @@ QUICK = Sizes(
     capacity_repeats=1,
     drain_timeout=20,
     idle_timeout=3,
+    writers_seconds=1,
+    writers_rows=500,
+    writers_repeats=1,
 )
 
 
@@ -294,6 +306,104 @@ async def ingest(bench: Bench, target: Target) -> Figures:
     }
 
 
+# --- writers ----------------------------------------------------------------------------
+
+WRITERS_CLIENTS = 4  # pgbench clients, as issue 16 measured
+
+
+async def writers(bench: Bench, target: Target) -> Figures:
+    """What a writer pays for the trigger: pgbench's single-row commits per second with
+    `WRITERS_CLIENTS` clients, then the time of one `INSERT … SELECT` of `writers_rows`
+    rows, statement and commit (EXPLAIN ANALYZE, which runs it, also gives the triggers'
+    share). Ours: a violation table with our listener running; the baseline: a table of
+    the same shape with the recipe's `pg_notify(row_to_json(NEW))` trigger and a session
+    of the bench's own LISTENing and draining. WAL bytes are cluster-wide (an upper bound
+    on a shared server); ours include the listener's numbering, a cost of every write."""
+    sizes = bench.sizes
+    recipe = target.name != "ours"
+    table = RECIPE_TABLES[0] if recipe else target.tables[0]
+    async with contextlib.AsyncExitStack() as stack:
+        conn = await stack.enter_async_context(
+            await psycopg.AsyncConnection.connect(bench.stack.database_url, autocommit=True)
+        )
+        if recipe:
+            listening = await stack.enter_async_context(
+                await psycopg.AsyncConnection.connect(bench.stack.database_url, autocommit=True)
+            )
+            await listening.execute(sql.SQL("LISTEN {}").format(sql.Identifier(RECIPE_CHANNEL)))
+            drain = asyncio.create_task(_drain(listening))
+            stack.callback(drain.cancel)
+        tag = new_tag()
+        pipeline = [] if recipe else target.servers  # the drain session costs next to nothing
+        cpu_before = sum(server.cpu_seconds() for server in pipeline)
+        wal_before, xacts_before = await _wal_lsn(conn), await _commits(conn)
+        commits = await pgbench(bench, table, WRITERS_CLIENTS, sizes.writers_seconds, tag)
+        done = commits["transactions"]
+        wal_per_commit = (await _wal_lsn(conn) - wal_before) / done
+        await settle([server.pid for server in pipeline])  # the listener's last batches
+        cpu = sum(server.cpu_seconds() for server in pipeline) - cpu_before
+        others = await _commits(conn) - xacts_before - done
+        statement = await _timed_statement(conn, table, sizes.writers_rows, tag)
+    return {
+        "commits_per_s": commits["tps"],
+        "commits": done,
+        "wal_bytes_per_commit": wal_per_commit,
+        # Per pgbench commit: other commits in this database (the listener's numbering,
+        # the web processes' reads), and the CPU of our listener and web processes.
+        "other_commits_per_commit": others / done,
+        "pipeline_cpu_ms_per_commit": cpu * 1000 / done,
+        **statement,
+    }
+
+
+async def _drain(conn: psycopg.AsyncConnection) -> None:
+    async for _ in conn.notifies():
+        pass
+
+
+async def _commits(conn: psycopg.AsyncConnection) -> int:
+    """Transactions committed in this database so far (the statistics flush once a second)."""
+    await asyncio.sleep(1.1)
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    cursor = await conn.execute(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return int((await cursor.fetchone())[0])
+
+
+async def _wal_lsn(conn: psycopg.AsyncConnection) -> int:
+    cursor = await conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+    return int((await cursor.fetchone())[0])
+
+
+async def _timed_statement(
+    conn: psycopg.AsyncConnection, table: str, rows: int, tag: str
+) -> Figures:
+    """One autocommit `INSERT … SELECT` of `rows` rows: seconds to its commit, the
+    triggers' share as EXPLAIN ANALYZE reports it, and WAL bytes written."""
+    statement = sql.SQL(
+        "EXPLAIN (ANALYZE, FORMAT JSON) INSERT INTO {} "
+        "(camera_id, violation_date, violation_time, violation_image) "
+        "SELECT g %% 50 + 1, current_date, localtime, '/bench/' || %s || '-' || g || '-0.jpg' "
+        "FROM generate_series(1, %s) AS g"
+    ).format(sql.Identifier(table))
+    wal_before = await _wal_lsn(conn)
+    started = time.perf_counter()
+    cursor = await conn.execute(statement, (tag, rows))
+    seconds = time.perf_counter() - started
+    wal_bytes = await _wal_lsn(conn) - wal_before
+    plan = (await cursor.fetchone())[0]
+    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]
+    triggers = plan.get("Triggers", [])
+    return {
+        "statement_rows": rows,
+        "statement_s": seconds,
+        "statement_trigger_s": sum(t.get("Time", 0.0) for t in triggers) / 1000,
+        "statement_trigger_calls": sum(t.get("Calls", 0) for t in triggers),
+        "statement_wal_bytes": wal_bytes,
+    }
+
+
 # --- capacity ----------------------------------------------------------------------------
 
 
@@ -390,6 +500,7 @@ SCENARIOS = {
     "overload": overload,
     "ingest": ingest,
     "cost": cost,
+    "writers": writers,
     "capacity": capacity,
 }
 # "ours-uvicorn" is our listener and application with uvicorn as the web process; ingest
@@ -402,10 +513,14 @@ TARGETS = {
     "ingest": ("ours", "baseline"),
     "capacity": ("ours", "ours-uvicorn", "baseline"),
     "cost": ("ours", "ours-uvicorn", "baseline", "raw"),
+    # Our trigger against the recipe's ("baseline"): the web servers play no part.
+    "writers": ("ours", "baseline"),
 }
 
 
 def repeats_of(sizes: Sizes, scenario: str) -> int:
+    if scenario == "writers":
+        return sizes.writers_repeats
     return min(sizes.repeats, sizes.capacity_repeats) if scenario == "capacity" else sizes.repeats
 
 

@@ -178,3 +178,14 @@ def test_a_run_from_before_uvicorn_renders_without_it():
 )
 def test_bench_clients_ack_the_position_our_frames_carry(frame, position):
     assert frame_position(frame) == position
+
+
+def test_the_writers_bar_compares_ours_with_the_recipes_trigger():
+    row = next(r for r in report.ROWS if r.key == "writers")
+    recipe = {"commits_per_s": 1000.0, "statement_s": 0.5}
+    others = {"baseline": recipe}
+    assert row.met({"commits_per_s": 900.0, "statement_s": 0.5}, others) == (True, "")
+    assert row.met({"commits_per_s": 590.0, "statement_s": 1.2}, others) == (
+        False,
+        "commits/s 0.59× the recipe's; statement 2.40× the recipe's time",
+    )

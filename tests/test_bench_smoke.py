@@ -24,6 +24,7 @@ SCENARIO_ROWS = {
     "ingest": "| ingest:",
     "capacity": "| capacity,",
     "cost": "| cost per delivered frame,",
+    "writers": "| writers:",
 }
 
 
@@ -70,3 +71,8 @@ def test_the_quick_bench_reports_every_scenario_for_ours_and_the_baseline(tmp_pa
         assert capacity["failed_to_open"] == 0, target
         assert capacity["one_event_delivered"] == capacity["connections"], target
     assert "ours-uvicorn" not in results["ingest"]  # the listener's scenario: measured once
+    ours, recipe = results["writers"]["ours"][0], results["writers"]["baseline"][0]
+    assert ours["statement_trigger_calls"] == 1  # one statement, one trigger call
+    assert recipe["statement_trigger_calls"] == ours["statement_rows"]
+    assert ours["commits_per_s"] > 0
+    assert recipe["commits_per_s"] > 0

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import receive_json
-from violations.events import MAX_BIGINT, InvalidNotification, parse_notification
+from violations.contract import OPERATIONS, is_plain_identifier
+from violations.events import InvalidNotification, parse_notification
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
@@ -25,7 +26,7 @@ forged_fields = st.fixed_dictionaries(
         "event_id": json_values | st.integers(min_value=-(2**70), max_value=2**70),
         "table": st.sampled_from(["auth_user", "pg_authid", "violation_events", "x; DROP"])
         | st.text(),
-        "op": st.text(),
+        "op": st.sampled_from(sorted(OPERATIONS)) | st.text(),
         "id": json_values,
         "data": json_values,
     },
@@ -33,14 +34,14 @@ forged_fields = st.fixed_dictionaries(
 
 
 def check(payload: str) -> None:
-    """Either a valid event id or InvalidNotification; nothing else, ever."""
+    """Either a plain table name and a known operation, or InvalidNotification; nothing
+    else, ever."""
     try:
-        event_id = parse_notification(payload)
+        table, op = parse_notification(payload)
     except InvalidNotification:
         return
-    assert isinstance(event_id, int)
-    assert not isinstance(event_id, bool)
-    assert 0 < event_id <= MAX_BIGINT
+    assert is_plain_identifier(table)
+    assert op in OPERATIONS
 
 
 @given(st.text())
@@ -67,7 +68,7 @@ def test_forged_trigger_payloads(fields):
 @given(st.integers(min_value=1, max_value=200_000))
 def test_deep_and_huge_payloads(depth):
     check("[" * depth + "]" * depth)
-    check(json.dumps({"event_id": 1, "pad": "x" * depth}))
+    check(json.dumps({"table": "violation_humandetections", "op": "INSERT", "pad": "x" * depth}))
 
 
 @pytest.mark.django_db(transaction=True)

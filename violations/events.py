@@ -20,10 +20,9 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from violations.contract import EVENTS_MESSAGE_TYPE, Event
+from violations.contract import EVENTS_MESSAGE_TYPE, OPERATIONS, Event, is_plain_identifier
 
-MAX_BIGINT = 2**63 - 1
-# A real notification is under 200 bytes; anything much longer is not worth parsing.
+# A real notification is under 100 bytes; anything much longer is not worth parsing.
 MAX_NOTIFICATION_BYTES = 1024
 # The longest text value an event carries; longer ones are cut here and end in CUT_MARKER.
 # A path or URL fits (browsers cap URLs near 2,000 characters); a pasted image does not.
@@ -42,11 +41,13 @@ class InvalidNotification(ValueError):
     """A NOTIFY payload that is not one the trigger sends."""
 
 
-def parse_notification(payload: str) -> int:
-    """The log row id a NOTIFY payload names; raise InvalidNotification saying what is wrong.
+def parse_notification(payload: str) -> tuple[str, str]:
+    """The table and operation a NOTIFY payload names; raise InvalidNotification saying
+    what is wrong.
 
-    Only the id is used, and only to say "the log has news": the event itself is read from
-    the log, so a forged notification finds nothing to announce.
+    Only says "the log has news": events are read from the log, so a forged notification
+    finds nothing to announce. The trigger sends `{"table": …, "op": …}` once per
+    statement kind and transaction, without event ids, so PostgreSQL can drop repeats.
     """
     if len(payload) > MAX_NOTIFICATION_BYTES:
         raise InvalidNotification(f"payload of {len(payload)} characters is too long")
@@ -56,13 +57,12 @@ def parse_notification(payload: str) -> int:
         raise InvalidNotification(f"payload is not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise InvalidNotification("payload is not a JSON object")
-    event_id = data.get("event_id")
-    # bool is an int in Python; a JSON true is not an id.
-    if isinstance(event_id, bool) or not isinstance(event_id, int):
-        raise InvalidNotification(f"event_id {event_id!r} is not an integer")
-    if not 0 < event_id <= MAX_BIGINT:
-        raise InvalidNotification(f"event_id {event_id} is not a positive bigint")
-    return event_id
+    table, op = data.get("table"), data.get("op")
+    if not is_plain_identifier(table):
+        raise InvalidNotification(f"table {table!r} is not a plain identifier")
+    if op not in OPERATIONS:
+        raise InvalidNotification(f"op {op!r} is not one of {', '.join(sorted(OPERATIONS))}")
+    return table, op
 
 
 def bound_row(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:

@@ -4,6 +4,7 @@ Table and column names are the public recipe's, so its literal psql INSERT works
 every column but the four a camera writes has a database-level default.
 """
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models.functions import Now
 
@@ -26,7 +27,7 @@ class Violation(models.Model):
     class Meta:
         abstract = True
         ordering = ["-violation_date", "-violation_time", "-id"]
-        triggers = [notify_on_change(), notify_on_truncate()]
+        triggers = [*notify_on_change(), notify_on_truncate()]
 
     def __str__(self) -> str:
         return (
@@ -78,15 +79,28 @@ class ChangeEvent(models.Model):
     # The row as the transaction wrote it (NULL after a DELETE): what every client receives,
     # whether live or catching up later, even if the row has changed since.
     data = models.JSONField(null=True)
-    created_at = models.DateTimeField(db_default=Now(), db_index=True)
-    seq = models.BigIntegerField(null=True, unique=True)
+    created_at = models.DateTimeField(db_default=Now())
+    seq = models.BigIntegerField(null=True)
 
     class Meta:
         db_table = EVENT_LOG_TABLE
+        # Every index is work for every write: a new event touches the primary key and the
+        # pending index only (docs/decisions.md).
         indexes = [
             # The listener's work queue: events not yet delivered, in id order.
             models.Index(
                 fields=["id"], name="violation_events_pending", condition=models.Q(seq=None)
+            ),
+            # For pruning by age: created_at grows with id, and a BRIN index costs a write
+            # nothing until its pages are summarized.
+            BrinIndex(fields=["created_at"], name="violation_events_created_brin"),
+        ]
+        constraints = [
+            # Delivered events by seq (resume, catch-up); pending ones are not in it.
+            models.UniqueConstraint(
+                fields=["seq"],
+                name="violation_events_seq_unique",
+                condition=models.Q(seq__isnull=False),
             ),
         ]
 

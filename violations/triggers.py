@@ -1,16 +1,23 @@
 """The database side of the pipeline: triggers that log and announce every change.
 
-In the same transaction as the change, a trigger appends an event to the event log
-(`violation_events`) and NOTIFYs its id. So an event exists exactly when the change
-committed, and a NOTIFY is only a wake-up call: the listener reads the log, never trusts
-the payload, and after any outage finds in the log whatever it missed.
+In the same transaction as the change, a trigger appends its events to the event log
+(`violation_events`) and NOTIFYs. So an event exists exactly when the change committed,
+and a NOTIFY is only a wake-up call: the listener reads the log, never trusts the
+payload, and after any outage finds in the log whatever it missed.
 
-The payload stays small and fixed-size, `{"event_id", "table", "op", "id"}` (readable in a
-psql `LISTEN`), however large the row: a NOTIFY over 8000 bytes would fail the INSERT.
+Statement-level triggers, one per operation (PostgreSQL allows transition tables only on
+single-event triggers): each appends one event per row with one `INSERT … SELECT` from
+the statement's transition table, in the statement's row order, and NOTIFYs once. The
+payload is `{"table": …, "op": …}`, readable in a psql `LISTEN` and identical for every
+statement of a kind, so PostgreSQL sends it once per transaction however many statements
+ran (NOTIFY drops duplicates within a transaction); a NOTIFY over 8000 bytes could
+never happen. A statement that touched no row logs and sends nothing.
 
-A row trigger logs INSERT, UPDATE and DELETE; a primary-key change is logged as a DELETE
-of the old id then an INSERT of the new one, so nothing stays on screen under the old id.
-A statement trigger logs TRUNCATE, with a null id and null data.
+An UPDATE that changes primary keys logs a DELETE of every id it took away, then, in row
+order, an UPDATE of each row whose id was there before and an INSERT of each new id: a
+client applying events by id ends with what the table holds, and a single row's id
+change is DELETE(old id) then INSERT(new id). A TRUNCATE logs one event, null id and
+data. docs/decisions.md has the measurements.
 """
 
 import pgtrigger
@@ -19,67 +26,88 @@ from pgtrigger import features, utils
 
 from violations.contract import EVENT_LOG_TABLE, NOTIFY_CHANNEL
 
-# The log's INSERT, shared by both functions. `{event_log}` is the log's schema-qualified
-# name (see ViolationTrigger); the f-string only pastes the contract's checked channel.
-_LOG_AND_NOTIFY = f"""
-        INSERT INTO {{event_log}} (table_name, op, row_id, data)
-            VALUES (TG_TABLE_NAME, logged_op, row_id, row_data)
-            RETURNING id INTO event_id;
+# The f-string only pastes the contract's checked channel. Sent once per transaction per
+# table and operation: the listener reads the log, not this.
+_NOTIFY = f"""
         PERFORM pg_notify(
-            '{NOTIFY_CHANNEL}',
-            json_build_object(
-                'event_id', event_id, 'table', TG_TABLE_NAME, 'op', logged_op, 'id', row_id
-            )::text
-        );
-"""  # noqa: S608
+            '{NOTIFY_CHANNEL}', json_build_object('table', TG_TABLE_NAME, 'op', TG_OP)::text
+        );"""
 
-# OLD is NULL for INSERT and NEW for DELETE; plain PL/pgSQL branches (not one SQL CASE)
-# keep it valid on every PostgreSQL version Django supports. `{meta.pk.column}` is filled
-# in per model by pgtrigger.Func. A primary-key change logs DELETE(old id) first, then
-# falls through to log INSERT(new id): a client applying INSERT/DELETE stays right.
-_ROW_CHANGE = pgtrigger.Func(
+
+def _func(body: str) -> pgtrigger.Func:
+    """`body` with `{notify}` replaced by the NOTIFY (its braces are pgtrigger's)."""
+    return pgtrigger.Func(body.replace("{notify}", _NOTIFY))
+
+
+# `{event_log}` is the log's schema-qualified name (see ViolationTrigger), `{meta.pk.column}`
+# the model's primary key: both filled in by pgtrigger.Func per model. `to_jsonb` of the
+# transition table's row is the row as committed, as `to_jsonb(NEW)` was.
+_INSERT = _func(
     """
-    IF TG_OP = 'UPDATE' AND OLD.{meta.pk.column} IS DISTINCT FROM NEW.{meta.pk.column} THEN
-        logged_op := 'DELETE';
-        row_id := OLD.{meta.pk.column};
-        row_data := NULL;"""
-    + _LOG_AND_NOTIFY
-    + """
-        logged_op := 'INSERT';
-    ELSE
-        logged_op := TG_OP;
+    INSERT INTO {event_log} (table_name, op, row_id, data)
+        SELECT TG_TABLE_NAME, 'INSERT', new_row.{meta.pk.column}, to_jsonb(new_row)
+        FROM new_rows AS new_row;
+    IF FOUND THEN{notify}
     END IF;
-    IF TG_OP = 'DELETE' THEN
-        row_id := OLD.{meta.pk.column};
-        row_data := NULL;
+    RETURN NULL;
+    """
+)
+
+_DELETE = _func(
+    """
+    INSERT INTO {event_log} (table_name, op, row_id, data)
+        SELECT TG_TABLE_NAME, 'DELETE', old_row.{meta.pk.column}, NULL
+        FROM old_rows AS old_row;
+    IF FOUND THEN{notify}
+    END IF;
+    RETURN NULL;
+    """
+)
+
+# Old and new rows cannot be paired (a transition table has no ctid), but ids can: an id
+# in both sets is an UPDATE, whatever moved. Ids are unique and both sets equally large,
+# so no id was taken away exactly when none is new: the usual case, one plain scan.
+_UPDATE = _func(
+    """
+    IF NOT EXISTS (
+        SELECT FROM old_rows AS old_row WHERE NOT EXISTS (
+            SELECT FROM new_rows AS new_row
+            WHERE new_row.{meta.pk.column} = old_row.{meta.pk.column}
+        )
+    ) THEN
+        INSERT INTO {event_log} (table_name, op, row_id, data)
+            SELECT TG_TABLE_NAME, 'UPDATE', new_row.{meta.pk.column}, to_jsonb(new_row)
+            FROM new_rows AS new_row;
     ELSE
-        row_id := NEW.{meta.pk.column};
-        row_data := to_jsonb(NEW);
-    END IF;"""
-    + _LOG_AND_NOTIFY
-    + """
+        INSERT INTO {event_log} (table_name, op, row_id, data)
+            SELECT TG_TABLE_NAME, 'DELETE', old_row.{meta.pk.column}, NULL
+            FROM old_rows AS old_row WHERE NOT EXISTS (
+                SELECT FROM new_rows AS new_row
+                WHERE new_row.{meta.pk.column} = old_row.{meta.pk.column}
+            );
+        -- An uncorrelated IN (a hashed subplan) keeps the new rows in statement order.
+        INSERT INTO {event_log} (table_name, op, row_id, data)
+            SELECT TG_TABLE_NAME,
+                CASE WHEN new_row.{meta.pk.column} IN (
+                    SELECT old_row.{meta.pk.column} FROM old_rows AS old_row
+                ) THEN 'UPDATE' ELSE 'INSERT' END,
+                new_row.{meta.pk.column}, to_jsonb(new_row)
+            FROM new_rows AS new_row;
+    END IF;
+    IF FOUND THEN{notify}
+    END IF;
     RETURN NULL;
     """
 )
 
 # One event per truncated table (a TRUNCATE of several tables fires once for each).
-_TRUNCATE = pgtrigger.Func(
+_TRUNCATE = _func(
     """
-    logged_op := TG_OP;
-    row_id := NULL;
-    row_data := NULL;"""
-    + _LOG_AND_NOTIFY
-    + """
+    INSERT INTO {event_log} (table_name, op, row_id, data)
+        VALUES (TG_TABLE_NAME, 'TRUNCATE', NULL, NULL);{notify}
     RETURN NULL;
     """
 )
-
-_DECLARE = [
-    ("logged_op", "text"),
-    ("row_id", "bigint"),
-    ("row_data", "jsonb"),
-    ("event_id", "bigint"),
-]
 
 
 def event_log_schema() -> str:
@@ -101,25 +129,42 @@ class ViolationTrigger(pgtrigger.Trigger):
         return super().get_func_template_kwargs(model) | {"event_log": event_log}
 
 
-def notify_on_change() -> pgtrigger.Trigger:
-    """Row-level AFTER INSERT/UPDATE/DELETE trigger: log the change, NOTIFY its event id."""
+def _statement_trigger(name: str, operation, func, referencing=None) -> pgtrigger.Trigger:
     return ViolationTrigger(
-        name="notify_violation_change",
-        level=pgtrigger.Row,
+        name=name,
+        level=pgtrigger.Statement,
         when=pgtrigger.After,
-        operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
-        declare=_DECLARE,
-        func=_ROW_CHANGE,
+        operation=operation,
+        referencing=referencing,
+        func=func,
     )
+
+
+def notify_on_change() -> list[pgtrigger.Trigger]:
+    """Statement-level AFTER INSERT, UPDATE and DELETE triggers: log every row the
+    statement changed, in one `INSERT … SELECT` from its transition tables; NOTIFY once."""
+    return [
+        _statement_trigger(
+            "notify_violation_insert",
+            pgtrigger.Insert,
+            _INSERT,
+            pgtrigger.Referencing(new="new_rows"),
+        ),
+        _statement_trigger(
+            "notify_violation_update",
+            pgtrigger.Update,
+            _UPDATE,
+            pgtrigger.Referencing(old="old_rows", new="new_rows"),
+        ),
+        _statement_trigger(
+            "notify_violation_delete",
+            pgtrigger.Delete,
+            _DELETE,
+            pgtrigger.Referencing(old="old_rows"),
+        ),
+    ]
 
 
 def notify_on_truncate() -> pgtrigger.Trigger:
     """Statement-level AFTER TRUNCATE trigger: log one event for the table, NOTIFY it."""
-    return ViolationTrigger(
-        name="notify_violation_truncate",
-        level=pgtrigger.Statement,
-        when=pgtrigger.After,
-        operation=pgtrigger.Truncate,
-        declare=_DECLARE,
-        func=_TRUNCATE,
-    )
+    return _statement_trigger("notify_violation_truncate", pgtrigger.Truncate, _TRUNCATE)

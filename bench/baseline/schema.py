@@ -1,7 +1,7 @@
 """The recipe's tables and trigger, created in the bench database by plain SQL.
 
-The baseline's tables have the columns of ours; the raw broadcast loop gets a table and
-channel of its own so the two never wake each other's listeners.
+The baseline's tables have the columns of ours; the raw broadcast loop and the writers
+scenario each get a table and channel of their own so none wakes another's listener.
 """
 
 from psycopg import sql
@@ -14,6 +14,9 @@ BASELINE_TABLES = [
 BASELINE_CHANNEL = "bench_baseline_channel"
 RAW_TABLES = ["bench_raw_detections"]
 RAW_CHANNEL = "bench_raw_channel"
+# The writers scenario's: the recipe's trigger, with a session of the bench's listening.
+RECIPE_TABLES = ["bench_recipe_detections"]
+RECIPE_CHANNEL = "bench_recipe_channel"
 
 # The recipe's trigger: the whole row as the payload (TG_ARGV[0] names the channel).
 NOTIFY_FUNCTION = """
@@ -46,7 +49,11 @@ FOR EACH ROW EXECUTE FUNCTION bench_notify_row({channel})
 def statements() -> list[sql.Composable]:
     """Everything to run, in order, in a fresh bench database."""
     result: list[sql.Composable] = [sql.SQL(NOTIFY_FUNCTION)]
-    for tables, channel in ((BASELINE_TABLES, BASELINE_CHANNEL), (RAW_TABLES, RAW_CHANNEL)):
+    for tables, channel in (
+        (BASELINE_TABLES, BASELINE_CHANNEL),
+        (RAW_TABLES, RAW_CHANNEL),
+        (RECIPE_TABLES, RECIPE_CHANNEL),
+    ):
         for table in tables:
             result.append(sql.SQL(TABLE).format(table=sql.Identifier(table)))
             result.append(
