@@ -412,7 +412,7 @@ def test_an_unknown_web_server_is_named_and_nothing_is_started(stack_env, tmp_pa
     )
     assert result.returncode == 1
     assert "make run: WEB_SERVER='gunicorn' is not a web server this project runs" in result.stdout
-    assert "use daphne or uvicorn" in result.stdout
+    assert "use daphne, uvicorn or granian" in result.stdout
     assert "migrate" not in result.stdout  # it stopped before doing anything
 
 

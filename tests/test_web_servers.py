@@ -69,7 +69,9 @@ def test_daphne_is_the_default_and_uvicorn_the_one_alternative():
     assert chosen_web_server({"WEB_SERVER": ""}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": "daphne"}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": " Uvicorn "}) == "uvicorn"
-    with pytest.raises(UnknownWebServer, match=r"WEB_SERVER='gunicorn' .* use daphne or uvicorn"):
+    with pytest.raises(
+        UnknownWebServer, match=r"WEB_SERVER='gunicorn' .* use daphne, uvicorn or granian"
+    ):
         chosen_web_server({"WEB_SERVER": "gunicorn"})
     with pytest.raises(UnknownWebServer):
         server_argv("gunicorn", "127.0.0.1", 8000)
