@@ -45,9 +45,13 @@ def test_a_child_that_exits_before_it_is_ready_is_reported_with_its_output(tmp_p
 
 
 def test_a_child_that_never_answers_is_stopped_and_its_output_is_in_the_error(tmp_path):
-    child = python("print('stuck'); import time; time.sleep(60)", tmp_path, ready=lambda _: False)
+    child = python(
+        "print('stuck'); import time; time.sleep(60)",
+        tmp_path,
+        ready=lambda _: False,
+        start_timeout=0.5,
+    )
     with pytest.raises(NotReady, match=r"not ready after 0.5 s\n--- its output ---\nstuck"):
-        child.start_timeout = 0.5
         child.start()
     assert child.exited()  # stopped, not left behind
 
