@@ -40,6 +40,7 @@ UVICORN = "ours-uvicorn"
 TARGET_LABELS = {
     "ours": "ours",
     UVICORN: "ours (uvicorn)",
+    "ours-granian": "ours (granian)",
     "baseline": "baseline",
     "raw": "raw loop",
 }

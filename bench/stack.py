@@ -42,8 +42,10 @@ from devstack.process import ServerProcess, log_has
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUR_TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
-# "ours-uvicorn": our listener and application, with uvicorn as the web process.
-TARGET_ORDER = ["ours", "ours-uvicorn", "baseline", "raw"]
+# "ours-uvicorn" / "ours-granian": our listener and application, with uvicorn or granian
+# as the web process (granian only with `python -m bench --granian`).
+TARGET_ORDER = ["ours", "ours-uvicorn", "ours-granian", "baseline", "raw"]
+GRANIAN = "ours-granian"
 BENCH_USER = "bench"
 
 
@@ -112,7 +114,7 @@ class Target:
         return f"http://127.0.0.1:{self.port}"
 
     def server_pids(self) -> list[int]:
-        return [server.pid for server in self.servers]
+        return [pid for server in self.servers for pid in server.pids()]
 
 
 class Stack:
@@ -204,9 +206,10 @@ class Stack:
             )
 
     # --- server processes -------------------------------------------------------------------
-    def start_servers(self) -> None:
-        """Every target's processes. The targets start side by side: most of a start is
-        one process importing Django, and on two cores the others need not wait for it."""
+    def start_servers(self, *, granian: bool = False) -> None:
+        """Every target's processes (with `granian`, ours under granian too). The targets
+        start side by side: most of a start is one process importing Django, and on two
+        cores the others need not wait for it."""
         listener = self._our_listener()
         with ThreadPoolExecutor() as pool:
             starts = [
@@ -215,10 +218,12 @@ class Stack:
                 pool.submit(self._start_baseline),
                 pool.submit(self._start_raw),
             ]
+            if granian:
+                starts.append(pool.submit(self._start_ours, GRANIAN, "granian", listener))
         for start in starts:
             start.result()  # the first failure, if any; close() stops whatever did start
         # In the report's order, whichever started first.
-        self.targets = {name: self.targets[name] for name in TARGET_ORDER}
+        self.targets = {name: self.targets[name] for name in TARGET_ORDER if name in self.targets}
 
     def _web(
         self, name: str, app: str, env: Mapping[str, str], server: str = "daphne"
@@ -253,7 +258,7 @@ class Stack:
         return target
 
     def _our_listener(self) -> Server:
-        """Our listener, which feeds both of our web processes (Daphne and uvicorn): its
+        """Our listener, which feeds each of our web processes (Daphne, uvicorn, granian): its
         CPU counts for each, as its share of a frame."""
         listener = Server(
             "ours-listener",

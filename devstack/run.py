@@ -4,8 +4,9 @@ With DATABASE_URL / REDIS_URL set, those servers are used and nothing is started
 them. Unset, it starts an embedded PostgreSQL whose data stays in .local/postgres between
 runs, and a redis-server of its own on a free port (the listener is its own process, as in
 production, so the two need a real channel layer between them). Then it migrates, makes
-sure the demo login exists, starts the listener and the web server (Daphne, or uvicorn
-with WEB_SERVER=uvicorn: config.web_server), and says how to use them.
+sure the demo login exists, starts the listener and the web server (Daphne, or uvicorn or
+granian with WEB_SERVER, in WEB_CONCURRENCY processes: config.web_server), and says how
+to use them. Each is a devstack.process.ServerProcess, its lines prefixed with its name.
 Ctrl-C or SIGTERM stops everything it started, children first, each by pid.
 
 Hand-written rather than a Procfile runner (honcho): the services start in order, each
