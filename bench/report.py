@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import stats
 from bench.scenarios import Sizes
+from bench.stack import GRANIAN  # only in a run with --granian
 
 Results = dict[str, dict[str, list[dict[str, Any]]]]
 NOTES_MARKER = "<!-- Everything below this line is kept when `make bench` rewrites the file. -->"
@@ -40,7 +41,7 @@ UVICORN = "ours-uvicorn"
 TARGET_LABELS = {
     "ours": "ours",
     UVICORN: "ours (uvicorn)",
-    "ours-granian": "ours (granian)",
+    GRANIAN: "ours (granian)",
     "baseline": "baseline",
     "raw": "raw loop",
 }
@@ -204,7 +205,7 @@ def _cost_cell(m: Medians, others: dict[str, Medians]) -> str:
     raw = others.get("raw", {}).get("us_per_frame", math.nan)
     parts = ", ".join(
         f"{role} {m[f'{role}_us_per_frame']:.0f}"
-        for role in ("daphne", "uvicorn", "listener")
+        for role in ("daphne", "uvicorn", "granian", "listener")
         if f"{role}_us_per_frame" in m
     )
     ratio = _cost_ratio(m, others)
@@ -563,8 +564,10 @@ def plot(
         ("capacity", "kb_per_connection", "memory per idle socket (kB)", 30, False),
         ("cost", "us_per_frame", "server CPU per frame (µs)", None, True),
     ]
-    colours = {"ours": "#1b7837", UVICORN: "#7fbf7b", "baseline": "#b2182b", "raw": "#7f7f7f"}
-    ticks = {"ours": "ours", UVICORN: "ours\n(uvicorn)", "baseline": "baseline", "raw": "raw"}
+    colours = {"ours": "#1b7837", UVICORN: "#7fbf7b", GRANIAN: "#a6dba0"}
+    colours |= {"baseline": "#b2182b", "raw": "#7f7f7f"}
+    ticks = {"ours": "ours", UVICORN: "ours\n(uvicorn)", GRANIAN: "ours\n(granian)"}
+    ticks |= {"baseline": "baseline", "raw": "raw"}
     figure, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     for axis, (scenario, key, title, bar, log) in zip(axes.flat, panels, strict=True):
         axis.set_title(title, fontsize=10)
