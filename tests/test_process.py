@@ -12,6 +12,7 @@ import pytest
 from devstack.process import NotReady, ProcessExited, ServerProcess, log_has
 
 PY = sys.executable
+pytestmark = pytest.mark.slow  # each test starts a child process (fast ones, but processes)
 
 
 def python(code: str, tmp_path, **options) -> ServerProcess:

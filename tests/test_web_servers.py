@@ -70,11 +70,12 @@ def next_close(socket: ClientConnection, timeout: float = 10) -> tuple[int, str]
 # --- Choosing the server ------------------------------------------------------------------------
 
 
-def test_daphne_is_the_default_and_uvicorn_the_one_alternative():
+def test_daphne_is_the_default_and_uvicorn_and_granian_the_alternatives():
     assert chosen_web_server({}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": ""}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": "daphne"}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": " Uvicorn "}) == "uvicorn"
+    assert chosen_web_server({"WEB_SERVER": "granian"}) == "granian"
     with pytest.raises(
         UnknownWebServer, match=r"WEB_SERVER='gunicorn' .* use daphne, uvicorn or granian"
     ):
@@ -224,6 +225,12 @@ def test_web_concurrency_2_runs_two_workers_on_one_port_each_delivering_events(
 def test_uvicorn_runs_on_uvloop(uvicorn):
     """Installed with the project (not on Windows), and picked by uvicorn by itself."""
     assert "/uvloop/" in Path(f"/proc/{uvicorn.pid}/maps").read_text()
+
+
+def test_granians_worker_runs_on_uvloop(granian):
+    """`--loop auto` picks it too; the application runs in granian's worker process."""
+    (worker,) = psutil.Process(granian.pid).children()
+    assert "/uvloop/" in Path(f"/proc/{worker.pid}/maps").read_text()
 
 
 # --- Access and Origin: the same under both -----------------------------------------------------
