@@ -38,7 +38,7 @@ from bench.scenarios import (
     calibrate_ingest,
     run_all,
 )
-from bench.stack import OUR_TABLES, PROJECT_ROOT, Stack, raise_open_files_limit
+from bench.stack import GRANIAN, OUR_TABLES, PROJECT_ROOT, Stack, raise_open_files_limit
 from devstack.postgres import pgbench_binary
 
 PACKAGES = [
@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run")
     parser.add_argument("--repeats", type=int, help="runs per scenario and target")
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), help="these scenarios")
+    parser.add_argument(
+        "--granian", action="store_true", help="ours under granian too (WEB_SERVER=granian)"
+    )
     parser.add_argument("--output", type=Path, help="the Markdown report")
     parser.add_argument("--plot", type=Path, help="the PNG (default: beside the report)")
     parser.add_argument(
@@ -132,14 +135,15 @@ async def run(args: argparse.Namespace) -> None:
                 bench.calibration[name] = await calibrate_ingest(bench, tables[0])
                 log(f"notifying-commit rate with the {name} trigger: {bench.calibration[name]}")
         log("starting the servers")
-        stack.start_servers()
+        stack.start_servers(granian=args.granian)
         for name, target in stack.targets.items():
             writers[name] = await Writer.connect(stack.database_url, target.tables)
         # Side by side: each waits mostly for its own web process's first subscription.
         targets = stack.targets.items()
         await asyncio.gather(*(wait_until_delivering(t, writers[n]) for n, t in targets))
         log("every target delivers")
-        results = await run_all(bench, args.only, log=log)
+        extra = (GRANIAN,) if args.granian else ()
+        results = await run_all(bench, args.only, log=log, extra_targets=extra)
         info = machine(stack)
     finally:
         for writer in writers.values():

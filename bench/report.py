@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import stats
 from bench.scenarios import WRITERS_CLIENTS, Sizes
+from bench.stack import GRANIAN  # only in a run with --granian
 
 Results = dict[str, dict[str, list[dict[str, Any]]]]
 NOTES_MARKER = "<!-- Everything below this line is kept when `make bench` rewrites the file. -->"
@@ -40,6 +41,7 @@ UVICORN = "ours-uvicorn"
 TARGET_LABELS = {
     "ours": "ours",
     UVICORN: "ours (uvicorn)",
+    GRANIAN: "ours (granian)",
     "baseline": "baseline",
     "raw": "raw loop",
 }
@@ -203,7 +205,7 @@ def _cost_cell(m: Medians, others: dict[str, Medians]) -> str:
     raw = others.get("raw", {}).get("us_per_frame", math.nan)
     parts = ", ".join(
         f"{role} {m[f'{role}_us_per_frame']:.0f}"
-        for role in ("daphne", "uvicorn", "listener")
+        for role in ("daphne", "uvicorn", "granian", "listener")
         if f"{role}_us_per_frame" in m
     )
     ratio = _cost_ratio(m, others)
@@ -624,8 +626,10 @@ def plot(
         ("writers", "commits_per_s", "writers: single-row commits/s", None, False),
         ("writers", "statement_s", "writers: one bulk INSERT (s)", None, False),
     ]
-    colours = {"ours": "#1b7837", UVICORN: "#7fbf7b", "baseline": "#b2182b", "raw": "#7f7f7f"}
-    ticks = {"ours": "ours", UVICORN: "ours\n(uvicorn)", "baseline": "baseline", "raw": "raw"}
+    colours = {"ours": "#1b7837", UVICORN: "#7fbf7b", GRANIAN: "#a6dba0"}
+    colours |= {"baseline": "#b2182b", "raw": "#7f7f7f"}
+    ticks = {"ours": "ours", UVICORN: "ours\n(uvicorn)", GRANIAN: "ours\n(granian)"}
+    ticks |= {"baseline": "baseline", "raw": "raw"}
     figure, axes = plt.subplots(2, 4, figsize=(17, 7.5))
     for axis, (scenario, key, title, bar, log) in zip(axes.flat, panels, strict=True):
         axis.set_title(title, fontsize=10)

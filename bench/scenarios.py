@@ -532,16 +532,23 @@ def run_order(targets: tuple[str, ...], repeat: int) -> tuple[str, ...]:
     return targets[shift:] + targets[:shift]
 
 
-async def run_all(bench: Bench, only: list[str] | None = None, log=print) -> dict[str, Any]:
-    """Every scenario, `repeats` times, targets side by side (their order rotating)."""
+async def run_all(
+    bench: Bench,
+    only: list[str] | None = None,
+    log=print,
+    extra_targets: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Every scenario, `repeats` times, targets side by side (their order rotating);
+    `extra_targets` (more web servers of ours) join each scenario but ingest."""
     results: dict[str, dict[str, list[Figures]]] = {}
     for name, scenario in SCENARIOS.items():
         if only and name not in only:
             continue
-        results[name] = {t: [] for t in TARGETS[name]}
+        targets = TARGETS[name] + (extra_targets if name != "ingest" else ())
+        results[name] = {t: [] for t in targets}
         repeats = repeats_of(bench.sizes, name)
         for repeat in range(repeats):
-            for target_name in run_order(TARGETS[name], repeat):
+            for target_name in run_order(targets, repeat):
                 target = bench.stack.targets[target_name]
                 await settle(bench.all_server_pids())
                 started = time.monotonic()

@@ -18,7 +18,6 @@ import os
 import re
 import resource
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,18 +30,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 
 from bench import procstat
 from bench.baseline.schema import BASELINE_TABLES, RAW_TABLES, statements
 from config.web_server import APPLICATION, server_argv
-from devstack.ports import free_port, wait_until
+from devstack.ports import free_port
+from devstack.process import ServerProcess, log_has
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUR_TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
-# "ours-uvicorn": our listener and application, with uvicorn as the web process.
-TARGET_ORDER = ["ours", "ours-uvicorn", "baseline", "raw"]
+# "ours-uvicorn" / "ours-granian": our listener and application, with uvicorn or granian
+# as the web process (granian only with `python -m bench --granian`).
+TARGET_ORDER = ["ours", "ours-uvicorn", "ours-granian", "baseline", "raw"]
+GRANIAN = "ours-granian"
 BENCH_USER = "bench"
 
 
@@ -59,73 +62,34 @@ def with_database(url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
 
 
-class Server:
-    """A server child process whose output goes to a log file; stopped by pid."""
+class Server(ServerProcess):
+    """A server process of the bench (devstack.process), with what it costs: CPU and memory
+    of it and of its workers (a multi-process server's master does little itself)."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = dict(env)
-        self.log_path = log
-        self.process: subprocess.Popen | None = None
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        log: Path,
+        ready: Callable[[ServerProcess], bool] | None = None,
+    ) -> None:
+        super().__init__(argv, env, log, name=name, ready=ready, stop_timeout=15)
 
-    def start(self, ready: Callable[[], bool], what: str = "") -> Server:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv,
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def started() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
-            return ready()
-
-        try:
-            wait_until(started, timeout=60, what=what or self.name)
-        except TimeoutError as exc:
-            self.stop()
-            raise TimeoutError(f"{exc}\n--- {self.log_path} ---\n{self.log_tail()}") from None
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+    def pids(self) -> list[int]:
+        workers = psutil.Process(self.pid).children(recursive=True)
+        return [self.pid, *(worker.pid for worker in workers)]
 
     def cpu_seconds(self) -> float:
-        return procstat.cpu_seconds(self.pid)
+        return sum(procstat.cpu_seconds(pid) for pid in self.pids())
 
     def rss_kib(self) -> int:
-        return procstat.rss_kib(self.pid)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        return sum(procstat.rss_kib(pid) for pid in self.pids())
 
 
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our http:// URLs)
         return response.status == 200
-
-
-def log_says(server: Server, text: str) -> Callable[[], bool]:
-    return lambda: text in server.log_tail()
 
 
 @dataclass
@@ -150,7 +114,7 @@ class Target:
         return f"http://127.0.0.1:{self.port}"
 
     def server_pids(self) -> list[int]:
-        return [server.pid for server in self.servers]
+        return [pid for server in self.servers for pid in server.pids()]
 
 
 class Stack:
@@ -242,9 +206,10 @@ class Stack:
             )
 
     # --- server processes -------------------------------------------------------------------
-    def start_servers(self) -> None:
-        """Every target's processes. The targets start side by side: most of a start is
-        one process importing Django, and on two cores the others need not wait for it."""
+    def start_servers(self, *, granian: bool = False) -> None:
+        """Every target's processes (with `granian`, ours under granian too). The targets
+        start side by side: most of a start is one process importing Django, and on two
+        cores the others need not wait for it."""
         listener = self._our_listener()
         with ThreadPoolExecutor() as pool:
             starts = [
@@ -253,10 +218,12 @@ class Stack:
                 pool.submit(self._start_baseline),
                 pool.submit(self._start_raw),
             ]
+            if granian:
+                starts.append(pool.submit(self._start_ours, GRANIAN, "granian", listener))
         for start in starts:
             start.result()  # the first failure, if any; close() stops whatever did start
         # In the report's order, whichever started first.
-        self.targets = {name: self.targets[name] for name in TARGET_ORDER}
+        self.targets = {name: self.targets[name] for name in TARGET_ORDER if name in self.targets}
 
     def _web(
         self, name: str, app: str, env: Mapping[str, str], server: str = "daphne"
@@ -264,8 +231,9 @@ class Stack:
         """`app` served by `server` (started as config.web_server starts it) on a free port."""
         port = free_port()
         argv = [sys.executable, *server_argv(server, "127.0.0.1", port, app)]
-        web = Server(name, argv, env, self.logs / f"{name}.log")
-        web.start(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"))
+        healthz = f"http://127.0.0.1:{port}/healthz"
+        web = Server(name, argv, env, self.logs / f"{name}.log", lambda _: http_ok(healthz))
+        web.start()
         self._cleanup.callback(web.stop)
         return web, port
 
@@ -290,14 +258,14 @@ class Stack:
         return target
 
     def _our_listener(self) -> Server:
-        """Our listener, which feeds both of our web processes (Daphne and uvicorn): its
+        """Our listener, which feeds each of our web processes (Daphne, uvicorn, granian): its
         CPU counts for each, as its share of a frame."""
         listener = Server(
             "ours-listener",
             [sys.executable, "manage.py", "listen_notify"],
             self.our_env,
             self.logs / "ours-listener.log",
-        ).start(lambda: True)
+        ).start()
         self._cleanup.callback(listener.stop)
         return listener
 
@@ -325,8 +293,8 @@ class Stack:
             [sys.executable, "-m", "bench.baseline.listener", self.database_url],
             env,
             self.logs / "baseline-listener.log",
-        )
-        listener.start(log_says(listener, "listening"))
+            log_has("listening"),
+        ).start()
         self._cleanup.callback(listener.stop)
         self.targets["baseline"] = self._web_target(
             "baseline",
@@ -342,8 +310,8 @@ class Stack:
             [sys.executable, "-m", "bench.raw_broadcast", self.database_url, str(port)],
             dict(os.environ) | {"PYTHONUNBUFFERED": "1"},
             self.logs / "raw-broadcast.log",
-        )
-        server.start(log_says(server, "listening"))
+            log_has("listening"),
+        ).start()
         self._cleanup.callback(server.stop)
         self.targets["raw"] = Target("raw", RAW_TABLES, [server], server, port)
 

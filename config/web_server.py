@@ -1,4 +1,5 @@
-"""Which ASGI server serves `config.asgi:application`: `WEB_SERVER` = daphne (default) | uvicorn.
+"""Which ASGI server serves `config.asgi:application`: `WEB_SERVER` = daphne (default) |
+uvicorn | granian, in `WEB_CONCURRENCY` processes on one port (default 1).
 
 Daphne is the default. Uvicorn is the option for the WebSocket tier: in `make bench` its
 web process spent half to two thirds of Daphne's CPU per delivered frame, and an event
@@ -28,6 +29,19 @@ dashboard depends on it:
 Its event loop is uvloop, which uvicorn picks by itself where it is installed
 (pyproject.toml: everywhere but Windows): about a fifth less CPU per frame in the bench.
 
+Granian (a Rust HTTP server) runs the application as ASGI without lifespan (`asginl`),
+on uvloop too (`--loop auto`), WebSockets on, with its access log as the others have one.
+It has no options for the rest: it never reads X-Forwarded-For (the application does),
+never negotiates permessage-deflate, sends no keepalive pings (the feed's own heartbeat
+keeps a quiet socket busy) and lets messages of up to 64 MiB through, so an oversized
+message is the application's to refuse (4413). `--backpressure` is raised from
+backlog/workers (1,024 for one worker): it caps the connections a worker holds open, and
+each dashboard is one; Daphne and uvicorn have no such cap.
+
+`WEB_CONCURRENCY` > 1 runs that many web processes on the one port: uvicorn's and
+granian's own `--workers` (a supervisor that shares the listening socket and restarts
+nothing by itself). Daphne has no workers option, and is refused (docs/decisions.md).
+
 `python -m config.web_server --host 0.0.0.0 --port 8000 [--proxy-headers]` replaces
 itself (exec, same pid) with the chosen server: the Docker image's command, and the one to
 use in a deployment. `make run`, the tests and the bench start the same argv through
@@ -40,8 +54,11 @@ import sys
 from collections.abc import Mapping, Sequence
 
 ENV_VARIABLE = "WEB_SERVER"
-WEB_SERVERS = ("daphne", "uvicorn")
+WEB_SERVERS = ("daphne", "uvicorn", "granian")
 DEFAULT_WEB_SERVER = "daphne"
+CONCURRENCY_VARIABLE = "WEB_CONCURRENCY"
+MULTI_PROCESS_SERVERS = ("uvicorn", "granian")
+SERVER_NAMES = f"{', '.join(WEB_SERVERS[:-1])} or {WEB_SERVERS[-1]}"  # for messages
 # Read by config.settings (FORWARDED_ALLOW_IPS); `--proxy-headers` defaults it to a proxy here.
 PROXIES_VARIABLE = "FORWARDED_ALLOW_IPS"
 LOCAL_PROXY = "127.0.0.1"
@@ -51,6 +68,8 @@ APPLICATION = "config.asgi:application"
 MAX_MESSAGE_BYTES = 1024 * 1024
 PING_INTERVAL_S = 20
 PING_TIMEOUT_S = 30
+# Granian's cap on the connections one worker holds open; high enough never to be the limit.
+GRANIAN_BACKPRESSURE = 65536
 
 
 class UnknownWebServer(ValueError):
@@ -64,9 +83,27 @@ def chosen_web_server(environ: Mapping[str, str]) -> str:
     if name not in WEB_SERVERS:
         raise UnknownWebServer(
             f"{ENV_VARIABLE}={value!r} is not a web server this project runs: "
-            f"use {' or '.join(WEB_SERVERS)} (default {DEFAULT_WEB_SERVER})."
+            f"use {SERVER_NAMES} (default {DEFAULT_WEB_SERVER})."
         )
     return name
+
+
+def chosen_concurrency(environ: Mapping[str, str], server: str) -> int:
+    """How many web processes `environ` asks for (WEB_CONCURRENCY, default 1), if `server`
+    can run that many on one port."""
+    value = environ.get(CONCURRENCY_VARIABLE, "")
+    text = value.strip() or "1"
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise UnknownWebServer(
+            f"{CONCURRENCY_VARIABLE}={value!r} is not a number of web processes (1 or more)."
+        )
+    workers = int(text)
+    if workers > 1 and server not in MULTI_PROCESS_SERVERS:
+        raise UnknownWebServer(
+            f"{CONCURRENCY_VARIABLE}={workers} needs a server with workers: "
+            f"WEB_SERVER={' or '.join(MULTI_PROCESS_SERVERS)}; {server} runs one process."
+        )
+    return workers
 
 
 def server_argv(
@@ -74,20 +111,33 @@ def server_argv(
     host: str,
     port: int,
     application: str = APPLICATION,
+    *,
+    workers: int = 1,
 ) -> list[str]:
-    """Arguments for `python` that serve `application` on host:port with `server`, without
-    the server's own proxy-header handling (the application's applies to both)."""
+    """Arguments for `python` that serve `application` on host:port with `server` in
+    `workers` processes, without the server's own proxy-header handling (the application's
+    applies to all)."""
+    if workers > 1 and server not in MULTI_PROCESS_SERVERS:
+        raise UnknownWebServer(f"{server} runs one process, not {workers}")
     if server == "daphne":
         return ["-m", "daphne", "-b", host, "-p", str(port), application]
     if server == "uvicorn":
         return [
             *("-m", "uvicorn", "--host", host, "--port", str(port)),
+            *(("--workers", str(workers)) if workers > 1 else ()),
             *("--ws", "websockets-sansio", "--ws-per-message-deflate", "false"),
             *("--ws-max-size", str(MAX_MESSAGE_BYTES)),
             *("--ws-ping-interval", str(PING_INTERVAL_S)),
             *("--ws-ping-timeout", str(PING_TIMEOUT_S)),
             "--no-proxy-headers",
             *("--lifespan", "off"),
+            application,
+        ]
+    if server == "granian":
+        return [
+            *("-m", "granian", "--interface", "asginl", "--host", host, "--port", str(port)),
+            *("--workers", str(workers), "--ws", "--loop", "auto"),
+            *("--backpressure", str(GRANIAN_BACKPRESSURE), "--access-log"),
             application,
         ]
     raise UnknownWebServer(f"no web server named {server!r}: {', '.join(WEB_SERVERS)}")
@@ -97,7 +147,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     parser = argparse.ArgumentParser(
         prog="python -m config.web_server",
         description=f"Serve {APPLICATION} with the server WEB_SERVER names "
-        f"({' or '.join(WEB_SERVERS)}; default {DEFAULT_WEB_SERVER}).",
+        f"({SERVER_NAMES}; default {DEFAULT_WEB_SERVER}), in WEB_CONCURRENCY "
+        "processes (default 1).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -110,13 +161,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     args = parser.parse_args(argv)
     try:
         server = chosen_web_server(environ)
+        workers = chosen_concurrency(environ, server)
     except UnknownWebServer as error:
         parser.exit(2, f"{parser.prog}: {error}\n")
     child_env = dict(environ)
     if args.proxy_headers and not child_env.get(PROXIES_VARIABLE, "").strip():
         child_env[PROXIES_VARIABLE] = LOCAL_PROXY
     # exec, not a child: the server keeps this pid, so a container's stop signal reaches it.
-    argv = server_argv(server, args.host, args.port)
+    argv = server_argv(server, args.host, args.port, workers=workers)
     os.execve(sys.executable, [sys.executable, *argv], child_env)  # noqa: S606
 
 

@@ -4,8 +4,9 @@ With DATABASE_URL / REDIS_URL set, those servers are used and nothing is started
 them. Unset, it starts an embedded PostgreSQL whose data stays in .local/postgres between
 runs, and a redis-server of its own on a free port (the listener is its own process, as in
 production, so the two need a real channel layer between them). Then it migrates, makes
-sure the demo login exists, starts the listener and the web server (Daphne, or uvicorn
-with WEB_SERVER=uvicorn: config.web_server), and says how to use them.
+sure the demo login exists, starts the listener and the web server (Daphne, or uvicorn or
+granian with WEB_SERVER, in WEB_CONCURRENCY processes: config.web_server), and says how
+to use them. Each is a devstack.process.ServerProcess, its lines prefixed with its name.
 Ctrl-C or SIGTERM stops everything it started, children first, each by pid.
 
 Hand-written rather than a Procfile runner (honcho): the services start in order, each
@@ -24,16 +25,15 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 
-from config.web_server import UnknownWebServer, chosen_web_server, server_argv
-from devstack.local import (
-    PROJECT_ROOT,
-    LocalDataError,
-    postgres_data_dir,
-    running_embedded_url,
+from config.web_server import (
+    UnknownWebServer,
+    chosen_concurrency,
+    chosen_web_server,
+    server_argv,
 )
-from devstack.ports import wait_until
+from devstack.local import LocalDataError, postgres_data_dir, running_embedded_url
+from devstack.process import NotReady, ProcessExited, ServerProcess, log_has
 
 SETTINGS = "config.settings.local"
 HOST = "127.0.0.1"
@@ -67,78 +67,6 @@ def say(text: str) -> None:
     with _output_lock:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
-
-
-@dataclass
-class Child:
-    """A process of ours whose output is passed on line by line, prefixed with its name."""
-
-    name: str
-    process: subprocess.Popen
-    ready_texts: tuple[str, ...] = ()
-    seen_ready: threading.Event = field(default_factory=threading.Event)
-    ready_line: str = ""
-    captured: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = field(default=None, repr=False)
-
-    @classmethod
-    def start(
-        cls,
-        name: str,
-        argv: list[str],
-        env: Mapping[str, str],
-        *,
-        ready_texts: tuple[str, ...] = (),
-        echo: bool = True,
-    ) -> "Child":
-        process = subprocess.Popen(
-            argv,
-            cwd=PROJECT_ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            # Its own session: Ctrl-C reaches only us, and we stop the children in order.
-            start_new_session=True,
-        )
-        child = cls(name, process, ready_texts)
-        child.reader = threading.Thread(target=child._pass_on, args=(echo,), daemon=True)
-        child.reader.start()
-        return child
-
-    def _pass_on(self, echo: bool) -> None:
-        for line in self.process.stdout:
-            self.captured.append(line)
-            if echo:
-                say(f"{self.name:<9}| {line.rstrip()}")
-            if not self.seen_ready.is_set() and any(t in line for t in self.ready_texts):
-                self.ready_line = line
-                self.seen_ready.set()
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def exited(self) -> bool:
-        return self.process.poll() is not None
-
-    def wait(self) -> int:
-        code = self.process.wait()
-        self.reader.join(timeout=5)
-        return code
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not gone after STOP_TIMEOUT; waits either way."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                say(f"{self.name} did not stop within {STOP_TIMEOUT:g} s; killing it")
-                self.process.kill()
-        self.wait()
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -180,10 +108,11 @@ class Stack:
         self.port = parse_port(self.environ.get("PORT", str(DEFAULT_PORT)))
         try:
             self.web_server = chosen_web_server(self.environ)
+            self.workers = chosen_concurrency(self.environ, self.web_server)
         except UnknownWebServer as error:
             raise StartupError(str(error)) from None
         self.cleanup = ExitStack()
-        self.children: list[Child] = []
+        self.children: list[ServerProcess] = []
         self.lines: list[str] = []  # the summary printed once everything answers
 
     @property
@@ -209,24 +138,27 @@ class Stack:
         listener = self._start_child(
             "listener",
             ["manage.py", "listen_notify"],
-            ready_texts=(LISTENER_READY, LISTENER_STANDBY),
+            ready=log_has(LISTENER_READY, LISTENER_STANDBY),
         )
-        self._wait_for(listener, listener.seen_ready.is_set)
-        web = self._start_child(self.web_server, server_argv(self.web_server, HOST, self.port))
-        self._wait_for(web, self._answers)
+        web = self._start_child(
+            self.web_server,
+            server_argv(self.web_server, HOST, self.port, workers=self.workers),
+            ready=lambda web: self._answers(),
+        )
 
         from_environment = bool(self.environ.get("DATABASE_URL"))
         standby = (
             " (on standby: another listener is active on this database)"
-            if LISTENER_STANDBY in listener.ready_line
+            if LISTENER_STANDBY in listener.log() and LISTENER_READY not in listener.log()
             else ""
         )
+        workers = f" ({self.workers} workers)" if self.workers > 1 else ""
         self.lines = [
             f"Dashboard:  {self.url}",
             *(line.strip() for line in login.splitlines() if line.strip()),
             f"PostgreSQL: {database}",
             f"Redis:      {redis}",
-            f"Processes:  listener pid {listener.pid}{standby}, {web.name} pid {web.pid}",
+            f"Processes:  listener pid {listener.pid}{standby}, {web.name} pid {web.pid}{workers}",
             "",
             "Insert a violation and watch it appear:",
             "  " + psql_command(env["DATABASE_URL"], from_environment=from_environment),
@@ -270,36 +202,45 @@ class Stack:
             f"redis-server on {HOST}:{redis.port}, pid {redis.process.pid}, for this run only"
         )
 
+    def _child(self, name: str, args: list[str], *, echo: bool = True, **options) -> ServerProcess:
+        """`python args` in the project, its lines passed on prefixed with `name`."""
+        return ServerProcess(
+            [sys.executable, *args],
+            self.env,
+            name=name,
+            on_line=(lambda line: say(f"{name:<9}| {line}")) if echo else None,
+            start_timeout=START_TIMEOUT,
+            stop_timeout=STOP_TIMEOUT,
+            **options,
+        )
+
     def _run_once(self, name: str, args: list[str], *, echo: bool = True) -> str:
-        child = Child.start(name, [sys.executable, *args], self.env, echo=echo)
+        child = self._child(name, args, echo=echo).start(wait=False)
         self.cleanup.callback(child.stop)  # if Ctrl-C comes while it runs
         code = child.wait()
-        output = "".join(child.captured)
+        output = child.log()
         if code != 0:
             if not echo:
                 say(output)
             raise StartupError(f"`{' '.join(args)}` failed with exit code {code}.")
         return output
 
-    def _start_child(self, name: str, args: list[str], **options) -> Child:
-        child = Child.start(name, [sys.executable, *args], self.env, **options)
+    def _start_child(
+        self, name: str, args: list[str], ready: Callable[[ServerProcess], bool]
+    ) -> ServerProcess:
+        """Start it and wait until `ready()`; the output is on the terminal already."""
+        child = self._child(name, args, ready=ready)
         self.children.append(child)
         self.cleanup.callback(child.stop)
-        return child
-
-    def _wait_for(self, child: Child, ready: Callable[[], bool]) -> None:
-        def up() -> bool:
-            if child.exited():
-                raise StartupError(
-                    f"{child.name} exited with code {child.process.returncode}; "
-                    "its output is above."
-                )
-            return ready()
-
         try:
-            wait_until(up, timeout=START_TIMEOUT, what=child.name, interval=0.1)
-        except TimeoutError as error:
-            raise StartupError(str(error)) from None
+            child.start()
+        except ProcessExited as exited:
+            raise StartupError(
+                f"{name} exited with code {exited.returncode}; its output is above."
+            ) from None
+        except NotReady:
+            raise StartupError(f"{name} not ready after {START_TIMEOUT:g} s") from None
+        return child
 
     def _answers(self) -> bool:
         # Our own http:// URL on 127.0.0.1.

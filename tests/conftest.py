@@ -23,7 +23,15 @@ from tests.browser import (  # noqa: F401 (fixtures)
     page,
     playwright_instance,
 )
-from tests.processes import PROJECT_ROOT, WEB_SERVERS, Daphne, Listener, Uvicorn, WebServer
+from tests.processes import (
+    PROJECT_ROOT,
+    WEB_SERVERS,
+    Daphne,
+    Granian,
+    Listener,
+    Uvicorn,
+    WebServer,
+)
 
 # The tiers (`make test-fast` runs `-m "not slow"`). A test is slow when it starts a
 # process: through one of these fixtures (every server fixture needs stack_env; `web` picks
@@ -172,6 +180,14 @@ def uvicorn(stack_env, logs) -> Iterator[Uvicorn]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def granian(stack_env, logs) -> Iterator[Granian]:
+    """The same application under granian (WEB_SERVER=granian)."""
+    server = Granian(stack_env, logs / "granian.log").start()
+    yield server
+    server.stop()
+
+
 # A deployment behind a reverse proxy, with a wall screen, an https site trusted to open
 # sockets and email for password resets (README, Configuration), for `configured_web`.
 # Loopback answers on all of 127.0.0.0/8, so each party connects from an address of its own.
@@ -197,9 +213,9 @@ def configured_web(request, stack_env, logs) -> Iterator[WebServer]:
     server.stop()
 
 
-@pytest.fixture(params=["daphne", "uvicorn"])
+@pytest.fixture(params=list(WEB_SERVERS))
 def web(request) -> WebServer:
-    """The session's web server of each kind, in turn: a test taking `web` runs under both."""
+    """The session's web server of each kind, in turn: a test taking `web` runs under each."""
     return request.getfixturevalue(request.param)
 
 

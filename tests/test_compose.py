@@ -216,7 +216,8 @@ def test_every_variable_passed_to_our_containers_is_read_by_settings_and_documen
     for service in app_services(compose).values():
         passed |= set(service["environment"])
     # Read by Django itself, and by the web command (config.web_server) before Django starts.
-    read = settings_variables() | {"DJANGO_SETTINGS_MODULE", web_server.ENV_VARIABLE}
+    read = settings_variables() | {"DJANGO_SETTINGS_MODULE"}
+    read |= {web_server.ENV_VARIABLE, web_server.CONCURRENCY_VARIABLE}
     assert passed <= read, f"not read by the settings: {passed - read}"
     assert passed <= documented_variables(), f"not in README: {passed - documented_variables()}"
 

@@ -401,6 +401,26 @@ def test_make_run_with_web_server_uvicorn_serves_the_app_with_uvicorn(servers_en
             run.kill()
 
 
+def test_make_run_with_granian_and_web_concurrency_2_runs_two_workers(servers_env, tmp_path):
+    env = servers_env | {"WEB_SERVER": "granian", "WEB_CONCURRENCY": "2"}
+    run = MakeRun(env, tmp_path / "run.log")
+    try:
+        run.wait_for_banner()
+        web_pid = int(run.value(r"^\s+Processes: .*, granian pid (\d+) \(2 workers\)$"))
+        web = psutil.Process(web_pid)
+        assert "granian" in web.cmdline()
+        workers = web.children()
+        assert len(workers) == 2
+        the_printed_insert_reaches_a_logged_in_feed(run, env)
+        stop_and_check_it_is_gone(run, int(env["PORT"]))
+        assert not any(worker.is_running() for worker in workers)
+        assert "did not stop within" not in run.output()  # stopped, not killed
+        assert "Traceback" not in run.output()
+    finally:
+        if run.process.poll() is None:
+            run.kill()
+
+
 def test_an_unknown_web_server_is_named_and_nothing_is_started(stack_env, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "devstack.run"],
@@ -412,7 +432,7 @@ def test_an_unknown_web_server_is_named_and_nothing_is_started(stack_env, tmp_pa
     )
     assert result.returncode == 1
     assert "make run: WEB_SERVER='gunicorn' is not a web server this project runs" in result.stdout
-    assert "use daphne or uvicorn" in result.stdout
+    assert "use daphne, uvicorn or granian" in result.stdout
     assert "migrate" not in result.stdout  # it stopped before doing anything
 
 

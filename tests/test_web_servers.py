@@ -1,4 +1,4 @@
-"""Daphne (the default) and uvicorn (WEB_SERVER=uvicorn) serve the one application alike.
+"""Daphne (the default), uvicorn and granian (WEB_SERVER) serve the one application alike.
 
 Each server is a real process started with the argv `make run`, the Docker image and the
 bench use (config.web_server), beside the real listener, with rows written by psql and
@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
@@ -22,7 +23,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import CloseCode
 from websockets.sync.client import ClientConnection, connect
 
-from config.web_server import UnknownWebServer, chosen_web_server, server_argv
+from config.web_server import (
+    UnknownWebServer,
+    chosen_concurrency,
+    chosen_web_server,
+    server_argv,
+)
 from dashboard.client_messages import MAX_MESSAGE_BYTES
 from tests.browser import page_errors
 from tests.conftest import PROXY_ADDRESS, TRUSTED_ORIGIN, grant_dashboard_view, receive_json
@@ -64,15 +70,33 @@ def next_close(socket: ClientConnection, timeout: float = 10) -> tuple[int, str]
 # --- Choosing the server ------------------------------------------------------------------------
 
 
-def test_daphne_is_the_default_and_uvicorn_the_one_alternative():
+def test_daphne_is_the_default_and_uvicorn_and_granian_the_alternatives():
     assert chosen_web_server({}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": ""}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": "daphne"}) == "daphne"
     assert chosen_web_server({"WEB_SERVER": " Uvicorn "}) == "uvicorn"
-    with pytest.raises(UnknownWebServer, match=r"WEB_SERVER='gunicorn' .* use daphne or uvicorn"):
+    assert chosen_web_server({"WEB_SERVER": "granian"}) == "granian"
+    with pytest.raises(
+        UnknownWebServer, match=r"WEB_SERVER='gunicorn' .* use daphne, uvicorn or granian"
+    ):
         chosen_web_server({"WEB_SERVER": "gunicorn"})
     with pytest.raises(UnknownWebServer):
         server_argv("gunicorn", "127.0.0.1", 8000)
+
+
+def test_web_concurrency_is_a_number_of_processes_and_daphne_runs_only_one():
+    assert chosen_concurrency({}, "daphne") == 1
+    assert chosen_concurrency({"WEB_CONCURRENCY": " 1 "}, "daphne") == 1
+    assert chosen_concurrency({"WEB_CONCURRENCY": "4"}, "uvicorn") == 4
+    assert chosen_concurrency({"WEB_CONCURRENCY": "3"}, "granian") == 3
+    for bad in ("0", "-2", "two", "²"):
+        with pytest.raises(UnknownWebServer, match="is not a number of web processes"):
+            chosen_concurrency({"WEB_CONCURRENCY": bad}, "uvicorn")
+    with pytest.raises(UnknownWebServer, match="WEB_SERVER=uvicorn or granian; daphne runs one"):
+        chosen_concurrency({"WEB_CONCURRENCY": "2"}, "daphne")
+    assert "--workers" not in server_argv("uvicorn", "127.0.0.1", 8000)
+    granian = server_argv("granian", "127.0.0.1", 8000, workers=2)
+    assert granian[granian.index("--workers") + 1] == "2"
 
 
 @pytest.mark.slow
@@ -89,16 +113,18 @@ def test_the_launcher_refuses_an_unknown_server_and_starts_nothing():
     assert "WEB_SERVER='hypercorn' is not a web server this project runs" in result.stderr
 
 
-# --- The pipeline under uvicorn -----------------------------------------------------------------
+# --- The pipeline under uvicorn and granian -----------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_psql_insert_reaches_the_feed_under_uvicorn_exactly_once(
-    uvicorn, listener, session_cookie, psql
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_a_psql_insert_reaches_the_feed_exactly_once(
+    request, server, listener, session_cookie, psql
 ):
+    web = request.getfixturevalue(server)
     with connect(
-        uvicorn.ws_url + "/ws/violations/",
-        origin=uvicorn.http_url,
+        web.ws_url + "/ws/violations/",
+        origin=web.http_url,
         additional_headers={"Cookie": session_cookie},
         open_timeout=10,
     ) as feed:
@@ -151,9 +177,60 @@ def test_stopping_uvicorn_closes_its_sockets_with_1012_and_it_exits_promptly(
     assert "Finished server process" in server.log(since_start=True)
 
 
+def serving_pid(workers: list[psutil.Process], client: ClientConnection) -> int:
+    """The pid of the worker holding the server side of `client`'s TCP connection."""
+    address = client.socket.getsockname()
+    for worker in workers:
+        if any(c.raddr == address for c in worker.net_connections(kind="tcp")):
+            return worker.pid
+    pytest.fail(f"no worker holds the connection from {address}")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_web_concurrency_2_runs_two_workers_on_one_port_each_delivering_events(
+    server, stack_env, logs, listener, session_cookie, psql
+):
+    """WEB_CONCURRENCY=2 (the launcher's, as in Docker): two worker processes accept on the
+    one port, each with its own stream of events, and a row reaches every socket whichever
+    worker holds it."""
+    env = stack_env | {"WEB_SERVER": server, "WEB_CONCURRENCY": "2"}
+    web = WEB_SERVERS[server](env, logs / f"{server}-workers.log")
+    web.argv = [sys.executable, "-m", "config.web_server", "--port", str(web.port)]
+    web.start()
+    try:
+        workers = psutil.Process(web.pid).children()
+        with ExitStack() as sockets:
+            feeds: list[ClientConnection] = []
+            served_by: set[int] = set()
+            while len(served_by) < 2 and len(feeds) < 40:  # the kernel spreads them, by chance
+                feed = connect(
+                    web.ws_url + "/ws/violations/",
+                    origin=web.http_url,
+                    additional_headers={"Cookie": session_cookie},
+                    open_timeout=10,
+                )
+                feeds.append(sockets.enter_context(feed))
+                served_by.add(serving_pid(workers, feed))
+            assert len(served_by) == 2, f"{len(feeds)} sockets, all served by {served_by}"
+
+            row_id = int(psql(PSQL_INSERT.format(image="cam5/workers.jpg")))
+            for feed in feeds:
+                assert receive_json(feed, timeout=10)["id"] == row_id
+    finally:
+        web.stop()
+    assert not any(worker.is_running() for worker in workers)
+
+
 def test_uvicorn_runs_on_uvloop(uvicorn):
     """Installed with the project (not on Windows), and picked by uvicorn by itself."""
     assert "/uvloop/" in Path(f"/proc/{uvicorn.pid}/maps").read_text()
+
+
+def test_granians_worker_runs_on_uvloop(granian):
+    """`--loop auto` picks it too; the application runs in granian's worker process."""
+    (worker,) = psutil.Process(granian.pid).children()
+    assert "/uvloop/" in Path(f"/proc/{worker.pid}/maps").read_text()
 
 
 # --- Access and Origin: the same under both -----------------------------------------------------
@@ -280,7 +357,7 @@ def test_an_origin_listed_in_csrf_trusted_origins_may_open_a_socket(configured_w
     ],
     ids=["malformed", "oversized"],
 )
-def test_our_close_codes_arrive_and_only_uvicorn_passes_the_reason_on(web, frame, code):
+def test_our_close_codes_arrive_and_only_daphne_drops_the_reason(web, frame, code):
     with viewer(web).open_socket(web.ws_url, "/ws/violations/") as socket:
         socket.send(frame)
         received_code, reason = next_close(socket)
@@ -304,16 +381,20 @@ def test_a_since_that_is_not_ascii_digits_closes_with_4400_not_a_500(web, since)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_over_1_mib_ends_the_socket_before_the_application_sees_it(web):
-    """The server's own limit, 1 MiB: uvicorn is given Daphne's (its own is 16 MiB, and the
-    application would then close with 4413 instead)."""
+def test_a_message_over_1_mib_ends_the_socket(web):
+    """Daphne's own limit, 1 MiB, ends it before the application sees it; uvicorn is given
+    Daphne's (its own is 16 MiB). Granian has no such option (its limit is 64 MiB): the
+    message reaches the application, which closes with 4413 as for any over 1 KiB."""
     with viewer(web).open_socket(web.ws_url, "/ws/violations/") as socket:
         socket.send("x" * (1024 * 1024 + 1))
         with pytest.raises(ConnectionClosed) as closed:
             socket.recv(timeout=10)
-    # 1009, or no close frame at all: the server may hang up while the client is still
+    # No close frame at all is fine too: the server may hang up while the client is still
     # sending, and the reset can reach the client before the close frame does.
-    assert closed.value.rcvd is None or closed.value.rcvd.code == CloseCode.MESSAGE_TOO_BIG
+    expected = (
+        OurCloseCode.MESSAGE_TOO_BIG if web.server == "granian" else CloseCode.MESSAGE_TOO_BIG
+    )
+    assert closed.value.rcvd is None or closed.value.rcvd.code == expected
 
 
 @pytest.mark.django_db(transaction=True)
