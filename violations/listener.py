@@ -39,10 +39,8 @@ MAX_BATCH = 1000
 # their transaction commits, so an event whose id was handed out before a later one's but
 # committed after it is simply numbered later: nothing is skipped, whatever order
 # transactions commit in. `{order}` is commit order when the server tracks commit
-# timestamps, else id order within a batch. The head is read as a scalar, not joined: the
-# head table is never analyzed by a server without autovacuum, and the planner, guessing
-# it holds thousands of rows, then merge-joined the whole log to number one event (70 ms
-# per event at 120,000 events; the bench's latency).
+# timestamps, else id order within a batch. The head is read as a scalar, never joined
+# (a join misled the planner: docs/decisions.md).
 _NUMBER_PENDING = """
 WITH pending AS (
     SELECT id{commit_ts} FROM {log} WHERE seq IS NULL
