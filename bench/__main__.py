@@ -3,6 +3,7 @@
     python -m bench                 # the full bench: docs/benchmarks.md, .png and .json
     python -m bench --quick         # tiny sizes, one run, into build/bench/ (the smoke test's)
     python -m bench --only latency --repeats 1
+    python -m bench --before v1.2   # also v1.2's web side, fed by the current listener
     python -m bench --render-only   # the report and plot again, from the last run's JSON
 
 Uses DATABASE_URL / REDIS_URL when set, else starts its own PostgreSQL and Redis.
@@ -38,7 +39,16 @@ from bench.scenarios import (
     calibrate_ingest,
     run_all,
 )
-from bench.stack import GRANIAN, OUR_TABLES, PROJECT_ROOT, Stack, raise_open_files_limit
+from bench.stack import (
+    BEFORE,
+    GRANIAN,
+    OUR_TABLES,
+    PROJECT_ROOT,
+    Stack,
+    Target,
+    raise_open_files_limit,
+    resolve_before,
+)
 from devstack.postgres import pgbench_binary
 
 PACKAGES = [
@@ -54,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), help="these scenarios")
     parser.add_argument(
         "--granian", action="store_true", help="ours under granian too (WEB_SERVER=granian)"
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REF",
+        help="REF's web side too (Daphne, from a git worktree of REF), beside ours",
     )
     parser.add_argument("--output", type=Path, help="the Markdown report")
     parser.add_argument("--plot", type=Path, help="the PNG (default: beside the report)")
@@ -84,6 +99,18 @@ def git_commit() -> str:
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+async def delivering(target: Target, writer: Writer) -> None:
+    """wait_until_delivering, failing with the web process's log (e.g. an earlier commit's
+    application that starts but cannot serve against the current schema)."""
+    try:
+        await wait_until_delivering(target, writer)
+    except Exception as exc:  # whatever it is, its log says why
+        tail = target.web.log()[-4000:]
+        raise RuntimeError(
+            f"{target.name}: {exc}\n--- {target.web.name}'s log ---\n{tail}"
+        ) from exc
 
 
 def machine(stack: Stack) -> dict[str, str]:
@@ -120,10 +147,11 @@ async def run(args: argparse.Namespace) -> None:
     open_files = raise_open_files_limit()
     if open_files < sizes.capacity + 1000:
         log(f"warning: RLIMIT_NOFILE hard limit {open_files} is low for {sizes.capacity} sockets")
+    before = resolve_before(args.before) if args.before else None  # a bad REF fails first
     started = time.monotonic()
     load_before = procstat.load_average()
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    stack = Stack(workdir)
+    stack = Stack(workdir, before)
     writers: dict[str, Writer] = {}
     try:
         log(f"preparing services and the bench database (logs in {stack.logs})")
@@ -140,9 +168,9 @@ async def run(args: argparse.Namespace) -> None:
             writers[name] = await Writer.connect(stack.database_url, target.tables)
         # Side by side: each waits mostly for its own web process's first subscription.
         targets = stack.targets.items()
-        await asyncio.gather(*(wait_until_delivering(t, writers[n]) for n, t in targets))
+        await asyncio.gather(*(delivering(t, writers[n]) for n, t in targets))
         log("every target delivers")
-        extra = (GRANIAN,) if args.granian else ()
+        extra = ((GRANIAN,) if args.granian else ()) + ((BEFORE,) if before else ())
         results = await run_all(bench, args.only, log=log, extra_targets=extra)
         info = machine(stack)
     finally:
@@ -158,6 +186,8 @@ async def run(args: argparse.Namespace) -> None:
         "load_after": procstat.load_average(),
         "quick": args.quick,
     }
+    if before:
+        meta["before"] = before[:7]  # the report's name for the earlier commit
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -186,7 +216,7 @@ def write_report(args: argparse.Namespace) -> None:
         }
     )
     results = restore_nan(data["results"])
-    report.plot(results, args.plot, sizes, data.get("calibration", {}))
+    report.plot(results, args.plot, sizes, data.get("calibration", {}), data["meta"].get("before"))
     args.output.write_text(
         report.render(
             results,

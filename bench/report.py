@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
-from bench.scenarios import WRITERS_CLIENTS, Sizes
-from bench.stack import GRANIAN  # only in a run with --granian
+from bench.scenarios import WEB_SCENARIOS, WRITERS_CLIENTS, Sizes
+from bench.stack import BEFORE, GRANIAN  # only in a run with --before, --granian
 
 Results = dict[str, dict[str, list[dict[str, Any]]]]
 NOTES_MARKER = "<!-- Everything below this line is kept when `make bench` rewrites the file. -->"
@@ -40,6 +40,7 @@ TRIGGERS = {"ours": "our trigger", "baseline": "the baseline's `row_to_json` tri
 UVICORN = "ours-uvicorn"
 TARGET_LABELS = {
     "ours": "ours",
+    BEFORE: "ours before",
     UVICORN: "ours (uvicorn)",
     GRANIAN: "ours (granian)",
     "baseline": "baseline",
@@ -362,10 +363,18 @@ def measured_uvicorn(results: Results) -> bool:
     return any(UVICORN in by_target for by_target in results.values())
 
 
-def comparison_table(results: Results, sizes: Sizes, with_uvicorn: bool) -> list[str]:
-    """Ours with Daphne (the default, whose verdict the last column gives), ours with
-    uvicorn when measured, and the baseline, side by side."""
+def measured_before(results: Results) -> bool:
+    return any(BEFORE in by_target for by_target in results.values())
+
+
+def comparison_table(
+    results: Results, sizes: Sizes, with_uvicorn: bool, before: str | None = None
+) -> list[str]:
+    """Ours with Daphne (the default, whose verdict the last column gives), the earlier
+    commit `before` with Daphne and ours with uvicorn when measured, and the baseline,
+    side by side."""
     columns = ["ours (Daphne, the default)"]
+    columns += [f"ours before (`{before}`, Daphne)"] if before else []
     columns += ["ours (uvicorn)"] if with_uvicorn else []
     columns += ["baseline", "met? (ours with Daphne)"]
     lines = [
@@ -378,6 +387,8 @@ def comparison_table(results: Results, sizes: Sizes, with_uvicorn: bool) -> list
         by_target = results[row.key]
         others = {t: medians(runs) for t, runs in by_target.items()}
         cells = [cell(row, by_target["ours"], others)]
+        if before:
+            cells.append(before_cell(row, by_target, others))
         if with_uvicorn:
             cells.append(uvicorn_cell(row, by_target, others))
         baseline = cell(row, by_target["baseline"], others)
@@ -398,6 +409,17 @@ def uvicorn_cell(row: Row, by_target: dict[str, list], others: dict[str, Medians
     return "not measured"
 
 
+# Ingest and writers measure the triggers and the listener: the current ones, whose schema
+# an earlier commit's listener would not run against.
+NOT_BEFORE = "not measured: the database side and listener are the current ones"
+
+
+def before_cell(row: Row, by_target: dict[str, list], others: dict[str, Medians]) -> str:
+    if BEFORE in by_target:
+        return cell(row, by_target[BEFORE], others)
+    return NOT_BEFORE if row.key not in WEB_SCENARIOS else "not measured"
+
+
 # Per scenario, the figure its bar is mostly about, to set uvicorn beside Daphne.
 HEADLINES: dict[str, tuple[str, str, Callable[[float], str]]] = {
     "latency": ("p99", "p99_ms", ms),
@@ -408,6 +430,20 @@ HEADLINES: dict[str, tuple[str, str, Callable[[float], str]]] = {
 }
 
 
+def versus(
+    others: dict[str, Medians], scenario: str, target: str, reference: str, label: str = ""
+) -> str:
+    """`target`'s headline figure, `reference`'s (`label` names it) and their ratio ("" if
+    one is missing)."""
+    name, key, show = HEADLINES[scenario]
+    value = others.get(target, {}).get(key, math.nan)
+    base = others.get(reference, {}).get(key, math.nan)
+    if math.isnan(value) or math.isnan(base):
+        return ""
+    ratio = f" ({value / base:.2f}×)" if base else ""
+    return f"{name} {show(value)} vs {show(base)}{label}{ratio}"
+
+
 def uvicorn_lines(results: Results) -> list[str]:
     """What ours reaches with uvicorn as the web process, scenario by scenario."""
     lines = ["With uvicorn as the web process (`WEB_SERVER=uvicorn`), against the same bars:", ""]
@@ -416,16 +452,31 @@ def uvicorn_lines(results: Results) -> list[str]:
         if row.key not in HEADLINES or UVICORN not in by_target:
             continue
         others = {t: medians(runs) for t, runs in by_target.items()}
-        verdict = met(row, by_target[UVICORN], others)
-        line = f"- {row.key}: bar met? {verdict}"
-        name, key, show = HEADLINES[row.key]
-        uvicorn = others[UVICORN].get(key, math.nan)
-        daphne = others.get("ours", {}).get(key, math.nan)
-        if not (math.isnan(uvicorn) or math.isnan(daphne)):
-            line += f" · {name} {show(uvicorn)} vs {show(daphne)} with Daphne"
-            if daphne:
-                line += f" ({uvicorn / daphne:.2f}×)"
+        line = f"- {row.key}: bar met? {met(row, by_target[UVICORN], others)}"
+        if figures := versus(others, row.key, UVICORN, "ours", " with Daphne"):
+            line += f" · {figures}"
         lines.append(line)
+    return lines
+
+
+def before_lines(results: Results, before: str, commit: str) -> list[str]:
+    """After (`commit`) against before (`before`), both under Daphne, scenario by scenario:
+    the ratio is after / before."""
+    lines = [f"Before and after: `{before}` → `{commit}`, both with Daphne (after / before):", ""]
+    for row in ROWS:
+        by_target = results.get(row.key, {})
+        if row.key not in WEB_SCENARIOS:
+            if row.key in results:
+                lines.append(f"- {row.key}: {NOT_BEFORE}")
+            continue
+        if BEFORE not in by_target:
+            continue
+        others = {t: medians(runs) for t, runs in by_target.items()}
+        figures = versus(others, row.key, "ours", BEFORE) or "n/a"
+        lines.append(
+            f"- {row.key}: {figures} · bar met? after: {met(row, by_target['ours'], others)}; "
+            f"before: {met(row, by_target[BEFORE], others)}"
+        )
     return lines
 
 
@@ -459,7 +510,10 @@ def render(
         "",
     ]
     with_uvicorn = measured_uvicorn(results)
-    lines += comparison_table(results, sizes, with_uvicorn)
+    before = meta.get("before", "before") if measured_before(results) else None
+    lines += comparison_table(results, sizes, with_uvicorn, before)
+    if before:
+        lines += ["", *before_lines(results, before, meta["commit"])]
     if with_uvicorn:
         lines += ["", *uvicorn_lines(results)]
     lines += ["", f"![ours and the baseline, scenario by scenario]({plot_name})", ""]
@@ -476,7 +530,8 @@ def render(
     ]
     if not calibration:
         lines = lines[:-2]
-    lines += machine_section(machine) + method_section(with_uvicorn) + runs_section(results)
+    lines += machine_section(machine) + method_section(with_uvicorn, before)
+    lines += runs_section(results)
     lines += ["", NOTES_MARKER, notes.strip("\n"), ""]
     return "\n".join(lines)
 
@@ -492,7 +547,7 @@ def machine_section(machine: dict[str, str]) -> list[str]:
     ]
 
 
-def method_section(with_uvicorn: bool = True) -> list[str]:
+def method_section(with_uvicorn: bool = True, before: str | None = None) -> list[str]:
     uvicorn = [
         "- **Ours (uvicorn)**: the same listener and application, served by uvicorn as "
         "`WEB_SERVER=uvicorn` starts it (`config/web_server.py`), with a login of its own. "
@@ -502,12 +557,21 @@ def method_section(with_uvicorn: bool = True) -> list[str]:
         "beside an idle sibling that still receives every event (as with several web "
         "processes in production)."
     ]
+    earlier = [
+        f"- **Ours before** (`python -m bench --before {before}`): commit `{before}`'s "
+        "`config.asgi:application` under Daphne, from a git worktree of that commit, with "
+        "the same database, Redis and channel-layer prefix and a login of its own: the "
+        "current listener feeds it, so it measures that commit's web side (the same "
+        "scenarios as uvicorn) against the current database side. Ingest and writers, "
+        "which measure the triggers and the listener, are not repeated for it."
+    ]
     return [
         "## How it is measured",
         "",
         "- **Ours**: `manage.py listen_notify` and Daphne serving `config.asgi:application` "
         "(production settings over plain http), clients on `/ws/violations/` with the "
         "session cookie of a user who logged in at `/accounts/login/`.",
+        *(earlier if before else []),
         *(uvicorn if with_uvicorn else []),
         "- **Baseline**: the public recipe's design (`bench/baseline/`): a trigger "
         "NOTIFYing `row_to_json(NEW)`, a listener `group_send`ing each payload to one group, "
@@ -606,10 +670,14 @@ def existing_notes(path: Path) -> str:
 
 
 def plot(
-    results: Results, path: Path, sizes: Sizes, calibration: dict[str, dict[str, Any]]
+    results: Results,
+    path: Path,
+    sizes: Sizes,
+    calibration: dict[str, dict[str, Any]],
+    before: str | None = None,
 ) -> None:
-    """One panel per scenario: ours (with Daphne, and with uvicorn when measured), the
-    baseline (and the raw loop), the bar as a line."""
+    """One panel per scenario: ours (with Daphne, the earlier commit `before` and uvicorn
+    when measured), the baseline (and the raw loop), the bar as a line."""
     results = derive_all(results, calibration)
     import matplotlib
 
@@ -626,9 +694,10 @@ def plot(
         ("writers", "commits_per_s", "writers: single-row commits/s", None, False),
         ("writers", "statement_s", "writers: one bulk INSERT (s)", None, False),
     ]
-    colours = {"ours": "#1b7837", UVICORN: "#7fbf7b", GRANIAN: "#a6dba0"}
+    colours = {"ours": "#1b7837", BEFORE: "#762a83", UVICORN: "#7fbf7b", GRANIAN: "#a6dba0"}
     colours |= {"baseline": "#b2182b", "raw": "#7f7f7f"}
     ticks = {"ours": "ours", UVICORN: "ours\n(uvicorn)", GRANIAN: "ours\n(granian)"}
+    ticks[BEFORE] = f"ours before\n({before or 'earlier'})"
     ticks |= {"baseline": "baseline", "raw": "raw"}
     figure, axes = plt.subplots(2, 4, figsize=(17, 7.5))
     for axis, (scenario, key, title, bar, log) in zip(axes.flat, panels, strict=True):
@@ -679,9 +748,10 @@ def plot(
         if log and all(v > 0 for v in values if not math.isnan(v)):
             axis.set_yscale("log")
         axis.grid(axis="y", alpha=0.3)
+    servers = " (with Daphne, with uvicorn)" if measured_uvicorn(results) else ""
+    earlier = f" and at {before or 'an earlier commit'}" if measured_before(results) else ""
     figure.suptitle(
-        f"Ours{' (with Daphne, with uvicorn)' if measured_uvicorn(results) else ''} vs the public "
-        "recipe's design (median of "
+        f"Ours{servers}{earlier} vs the public recipe's design (median of "
         f"{sizes.repeats} runs; whiskers: min–max; dashed: the bar)",
         fontsize=11,
     )

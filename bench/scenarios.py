@@ -516,6 +516,9 @@ TARGETS = {
     # Our trigger against the recipe's ("baseline"): the web servers play no part.
     "writers": ("ours", "baseline"),
 }
+# The web process's scenarios, which another web process of ours (granian, `--before`'s
+# commit) joins; ingest and writers measure the database side and the one listener.
+WEB_SCENARIOS = ("latency", "fanout", "overload", "capacity", "cost")
 
 
 def repeats_of(sizes: Sizes, scenario: str) -> int:
@@ -539,12 +542,12 @@ async def run_all(
     extra_targets: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Every scenario, `repeats` times, targets side by side (their order rotating);
-    `extra_targets` (more web servers of ours) join each scenario but ingest."""
+    `extra_targets` (more web processes of ours) join the WEB_SCENARIOS."""
     results: dict[str, dict[str, list[Figures]]] = {}
     for name, scenario in SCENARIOS.items():
         if only and name not in only:
             continue
-        targets = TARGETS[name] + (extra_targets if name != "ingest" else ())
+        targets = TARGETS[name] + (extra_targets if name in WEB_SCENARIOS else ())
         results[name] = {t: [] for t in targets}
         repeats = repeats_of(bench.sizes, name)
         for repeat in range(repeats):

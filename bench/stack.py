@@ -9,6 +9,10 @@ Our stack is started by its public commands only (`manage.py migrate`, `createsu
 `collectstatic`, `listen_notify`, and `config.asgi:application` served twice: by Daphne,
 the default, and by uvicorn, as `WEB_SERVER=uvicorn` starts it), and its sockets are
 opened with the session cookie of a user who logged in at /accounts/login/ over HTTP.
+
+With `--before REF`, REF's `config.asgi:application` is served by Daphne too, from a git
+worktree of REF, with the same database, Redis and channel-layer prefix: the one current
+listener feeds it, so REF's web side is measured against the current database side.
 """
 
 from __future__ import annotations
@@ -43,9 +47,13 @@ from devstack.process import ServerProcess, log_has
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUR_TABLES = ["violation_humandetections", "violation_lotodetections", "violation_ppedetections"]
 # "ours-uvicorn" / "ours-granian": our listener and application, with uvicorn or granian
-# as the web process (granian only with `python -m bench --granian`).
-TARGET_ORDER = ["ours", "ours-uvicorn", "ours-granian", "baseline", "raw"]
+# as the web process (granian only with `python -m bench --granian`); "ours-before": an
+# earlier commit's application under Daphne, fed by our listener (`--before REF`).
+TARGET_ORDER = ["ours", "ours-before", "ours-uvicorn", "ours-granian", "baseline", "raw"]
 GRANIAN = "ours-granian"
+BEFORE = "ours-before"
+# The settings module the bench serves ours with; REF must have it too.
+SETTINGS_MODULE = "bench.settings"
 BENCH_USER = "bench"
 
 
@@ -73,8 +81,9 @@ class Server(ServerProcess):
         env: Mapping[str, str],
         log: Path,
         ready: Callable[[ServerProcess], bool] | None = None,
+        cwd: Path = PROJECT_ROOT,
     ) -> None:
-        super().__init__(argv, env, log, name=name, ready=ready, stop_timeout=15)
+        super().__init__(argv, env, log, name=name, ready=ready, stop_timeout=15, cwd=cwd)
 
     def pids(self) -> list[int]:
         workers = psutil.Process(self.pid).children(recursive=True)
@@ -117,11 +126,40 @@ class Target:
         return [pid for server in self.servers for pid in server.pids()]
 
 
-class Stack:
-    """Everything the bench runs against; `close()` stops it all and drops the database."""
+class GitError(RuntimeError):
+    """A git command failed; the message is git's."""
 
-    def __init__(self, workdir: Path) -> None:
+
+def git(*argv: str) -> str:
+    """A git command's output, run in this checkout."""
+    result = subprocess.run(["git", *argv], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if result.returncode:
+        raise GitError(f"git {' '.join(argv)}: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def resolve_before(ref: str) -> str:
+    """The commit `ref` names, checked before anything starts: it must have the bench's
+    settings module, or its application cannot be served as ours is."""
+    try:
+        commit = git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except GitError:
+        raise SystemExit(f"--before {ref}: not a commit of this repository") from None
+    settings = SETTINGS_MODULE.replace(".", "/") + ".py"
+    try:
+        git("cat-file", "-e", f"{commit}:{settings}")
+    except GitError:
+        raise SystemExit(f"--before {ref}: it has no {settings}, the bench's settings") from None
+    return commit
+
+
+class Stack:
+    """Everything the bench runs against; `close()` stops it all and drops the database.
+    With `before` (a commit), also that commit's application (target "ours-before")."""
+
+    def __init__(self, workdir: Path, before: str | None = None) -> None:
         self.workdir = workdir
+        self.before = before
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self._cleanup = ExitStack()
@@ -176,6 +214,22 @@ class Stack:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             for statement in statements():
                 conn.execute(statement)
+        if self.before:
+            self._prepare_before(self.before)
+
+    def _prepare_before(self, commit: str) -> None:
+        """A worktree of `commit` (removed by close()) and its own static files: its
+        templates name its own hashed files. Its schema is the current one (migrate above)."""
+        self.before_root = self.workdir / f"before-{commit[:12]}"
+        git("worktree", "add", "--detach", str(self.before_root), commit)
+        self._cleanup.callback(git, "worktree", "remove", "--force", str(self.before_root))
+        self.before_env = self.our_env | {"DJANGO_STATIC_ROOT": str(self.workdir / "static-before")}
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=self.before_root,
+            env=self.before_env,
+            check=True,
+        )
 
     def _our_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -188,7 +242,7 @@ class Stack:
             "REDIS_URL": self.redis_url,
             # Production settings served over plain http (the suite's settings module:
             # production's, with only the https-only flags off), socket caps lifted.
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_STATIC_ROOT": str(static_root),
@@ -207,9 +261,9 @@ class Stack:
 
     # --- server processes -------------------------------------------------------------------
     def start_servers(self, *, granian: bool = False) -> None:
-        """Every target's processes (with `granian`, ours under granian too). The targets
-        start side by side: most of a start is one process importing Django, and on two
-        cores the others need not wait for it."""
+        """Every target's processes (with `granian`, ours under granian too; with `before`,
+        the earlier commit's). The targets start side by side: most of a start is one
+        process importing Django, and on two cores the others need not wait for it."""
         listener = self._our_listener()
         with ThreadPoolExecutor() as pool:
             starts = [
@@ -220,19 +274,27 @@ class Stack:
             ]
             if granian:
                 starts.append(pool.submit(self._start_ours, GRANIAN, "granian", listener))
+            if self.before:
+                starts.append(pool.submit(self._start_before, listener))
         for start in starts:
             start.result()  # the first failure, if any; close() stops whatever did start
         # In the report's order, whichever started first.
         self.targets = {name: self.targets[name] for name in TARGET_ORDER if name in self.targets}
 
     def _web(
-        self, name: str, app: str, env: Mapping[str, str], server: str = "daphne"
+        self,
+        name: str,
+        app: str,
+        env: Mapping[str, str],
+        server: str = "daphne",
+        cwd: Path = PROJECT_ROOT,
     ) -> tuple[Server, int]:
-        """`app` served by `server` (started as config.web_server starts it) on a free port."""
+        """`app` of the code in `cwd` served by `server` (started as config.web_server
+        starts it) on a free port."""
         port = free_port()
         argv = [sys.executable, *server_argv(server, "127.0.0.1", port, app)]
         healthz = f"http://127.0.0.1:{port}/healthz"
-        web = Server(name, argv, env, self.logs / f"{name}.log", lambda _: http_ok(healthz))
+        web = Server(name, argv, env, self.logs / f"{name}.log", lambda _: http_ok(healthz), cwd)
         web.start()
         self._cleanup.callback(web.stop)
         return web, port
@@ -272,12 +334,22 @@ class Stack:
     def _start_ours(self, name: str, server: str, listener: Server) -> None:
         """Target `name`: `listener` and our application served by `server`, with a login
         of its own."""
-        target = self._web_target(
-            name,
-            OUR_TABLES,
-            listener,
-            partial(self._web, f"ours-{server}", APPLICATION, self.our_env, server),
+        start_web = partial(self._web, f"ours-{server}", APPLICATION, self.our_env, server)
+        self._start_logged_in(name, listener, start_web)
+
+    def _start_before(self, listener: Server) -> None:
+        """Target "ours-before": the earlier commit's application, under Daphne, from its
+        worktree; the current listener feeds it through the same channel layer."""
+        start_web = partial(
+            self._web, "before-daphne", APPLICATION, self.before_env, "daphne", self.before_root
         )
+        self._start_logged_in(BEFORE, listener, start_web)
+
+    def _start_logged_in(
+        self, name: str, listener: Server, start_web: Callable[[], tuple[Server, int]]
+    ) -> None:
+        """Target `name` on our tables, with a login of its own at its web process."""
+        target = self._web_target(name, OUR_TABLES, listener, start_web)
         target.headers = {"Cookie": login(target.origin, BENCH_USER, self.password)}
         self.targets[name] = target
 

@@ -166,6 +166,64 @@ def test_a_run_from_before_uvicorn_renders_without_it():
     assert len(row.strip("|").split(" | ")) == 5
 
 
+def writers_run(commits_per_s: float) -> dict:
+    return {
+        "commits_per_s": commits_per_s,
+        "statement_rows": 500,
+        "statement_s": 0.1,
+        "statement_trigger_s": 0.01,
+        "statement_trigger_calls": 1,
+    }
+
+
+def test_the_report_sets_an_earlier_commit_beside_ours_and_gives_after_over_before():
+    text = report.render(
+        {
+            "latency": {
+                "ours": [latency_run(8.0)],
+                "ours-before": [latency_run(20.0)],
+                "baseline": [latency_run(5.0)],
+            },
+            # The database side's scenario: the earlier commit is not run in it.
+            "writers": {"ours": [writers_run(900.0)], "baseline": [writers_run(1000.0)]},
+        },
+        sizes=scenarios.QUICK,
+        meta={"finished": "now", "commit": "new1234", "duration": "1 min", "before": "old5678"}
+        | {"load_before": "0", "load_after": "0"},
+        machine={},
+        plot_name="benchmarks.png",
+        notes="",
+        quick=True,
+        calibration={},
+    )
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| scenario | bar |"))
+    assert header.split(" | ")[2:5] == [
+        "ours (Daphne, the default)",
+        "ours before (`old5678`, Daphne)",
+        "baseline",
+    ]
+    latency = next(line for line in lines if line.startswith("| latency,")).strip("|").split(" | ")
+    assert "p99 8.00 ms" in latency[2]
+    assert "p99 20.0 ms" in latency[3]
+    assert latency[5].strip() == "yes"  # the verdict is still the current commit's
+    writers = next(line for line in lines if line.startswith("| writers:")).split(" | ")
+    assert writers[3] == report.NOT_BEFORE
+    assert "Before and after: `old5678` → `new1234`, both with Daphne (after / before):" in text
+    assert (
+        "- latency: p99 8.00 ms vs 20.0 ms (0.40×) · bar met? after: yes; "
+        "before: **no**: p99 20.0 ms = 2.0× the bar"
+    ) in lines
+    assert f"- writers: {report.NOT_BEFORE}" in lines
+    assert "| scenario | figure | ours | ours before | baseline |" in lines  # the spread
+
+
+def test_only_the_web_scenarios_take_another_web_process_of_ours():
+    assert set(scenarios.WEB_SCENARIOS) < set(scenarios.SCENARIOS)
+    assert "ingest" not in scenarios.WEB_SCENARIOS
+    assert "writers" not in scenarios.WEB_SCENARIOS
+
+
 @pytest.mark.parametrize(
     ("frame", "position"),
     [

@@ -28,11 +28,12 @@ SCENARIO_ROWS = {
 }
 
 
-def test_the_quick_bench_reports_every_scenario_for_ours_and_the_baseline(tmp_path):
-    output = tmp_path / "benchmarks.md"
+def run_bench(output, *options: str) -> None:
+    """`python -m bench --quick` writing `output`, against the suite's servers; fails the
+    test with the bench's log if it fails or takes over 100 s."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     bench = subprocess.Popen(
-        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output), *options],
         cwd=PROJECT_ROOT,
         env=env,  # DATABASE_URL and REDIS_URL: the suite's servers
         stdout=subprocess.PIPE,
@@ -46,6 +47,11 @@ def test_the_quick_bench_reports_every_scenario_for_ours_and_the_baseline(tmp_pa
         _, stderr = bench.communicate(timeout=30)
         pytest.fail(f"the quick bench took over 100 s:\n{stderr[-4000:]}")
     assert bench.returncode == 0, stderr[-4000:]
+
+
+def test_the_quick_bench_reports_every_scenario_for_ours_and_the_baseline(tmp_path):
+    output = tmp_path / "benchmarks.md"
+    run_bench(output)
 
     report = output.read_text()
     for scenario, row_start in SCENARIO_ROWS.items():
@@ -76,3 +82,32 @@ def test_the_quick_bench_reports_every_scenario_for_ours_and_the_baseline(tmp_pa
     assert recipe["statement_trigger_calls"] == ours["statement_rows"]
     assert ours["commits_per_s"] > 0
     assert recipe["commits_per_s"] > 0
+
+
+def bench_worktrees() -> set[str]:
+    """The git worktrees `--before` makes (`<workdir>/before-<commit>`) that exist now."""
+    listing = subprocess.run(
+        ["git", "worktree", "list", "--porcelain"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    paths = (line.removeprefix("worktree ") for line in listing.stdout.splitlines())
+    return {path for path in paths if "/before-" in path}
+
+
+def test_the_bench_sets_an_earlier_commits_web_side_beside_ours(tmp_path):
+    output = tmp_path / "benchmarks.md"
+    worktrees = bench_worktrees()
+    run_bench(output, "--before", "HEAD", "--only", "fanout")
+
+    report = output.read_text()
+    assert "| ours (Daphne, the default) | ours before (`" in report
+    assert any(line.startswith("- fanout: last client p99 ") for line in report.splitlines())
+    (earlier,) = json.loads((tmp_path / "benchmarks.json").read_text())["results"]["fanout"][
+        "ours-before"
+    ]
+    assert earlier["lost"] == 0, earlier
+    assert earlier["duplicates"] == 0, earlier
+    assert bench_worktrees() == worktrees  # its worktree is removed
