@@ -10,7 +10,7 @@ _last: tuple[str, int] = ("", 0)
 
 
 def frame_bytes(text: str) -> int:
-    """How many bytes `text` is in UTF-8 (lone surrogates count 3 each, as Daphne sends them)."""
+    """How many bytes `text` is in UTF-8 (a lone surrogate counts 3 rather than failing here)."""
     global _last
     if text.isascii():
         return len(text)
