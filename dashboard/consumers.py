@@ -10,12 +10,15 @@ Access, logout, and everything a client sends are handled by the SocketGuard mix
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from dashboard.client_messages import InvalidClientMessage, since_from_query
 from dashboard.flow_control import AckTimeout, Window
+from dashboard.frames import frame_bytes
 from dashboard.hub import hub
 from dashboard.socket_guard import SocketGuard
 from violations import event_log
@@ -53,6 +56,27 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
     async def websocket_connect(self, message: dict) -> None:
         self.window = Window()
         await super().websocket_connect(message)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Channels' AsyncConsumer.__call__ without its per-message task and asyncio.wait:
+        with no channel layer (SocketGuard) the server's `receive` is the only source."""
+        if self.channel_layer_alias is not None:
+            return await super().__call__(scope, receive, send)
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
+    async def dispatch(self, message: dict) -> None:
+        # A client frame (an ack, mostly) goes straight to its handler, without Channels'
+        # close_old_connections thread hop: nothing here touches the database but through
+        # database_sync_to_async, which does that itself (docs/decisions.md, issue 16).
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
 
     def follow(self, since: int | None) -> asyncio.Task:
         """Start the hub task that sends this socket everything after `since`."""
@@ -94,12 +118,13 @@ class FollowingConsumer(SocketGuard, AsyncWebsocketConsumer):
         server would drop. `position`: where the client is once it has this frame; None
         for a heartbeat, which the window does not count (it is small and comes at most
         every few seconds, and a client that reads nothing answers no pings either)."""
-        size = len(text.encode("utf-8", "surrogatepass"))
+        size = frame_bytes(text)
         if size > MAX_FRAME_BYTES:
             raise FrameTooLarge(f"a frame of {size} bytes is over {MAX_FRAME_BYTES}")
-        if position is not None:
+        if position is not None and not self.window.has_room():
             await self.window.wait_for_room()
-        await self.send(text_data=text)
+        # The server's send itself, not Channels' two layers of `send` above it.
+        await self.base_send({"type": "websocket.send", "text": text})
         if position is not None:
             self.window.sent(position, size)
 
