@@ -8,11 +8,12 @@ import channels.consumer
 from channels.testing import WebsocketCommunicator
 
 from dashboard.consumers import FollowingConsumer
-from tests.browser import without_event_loop
+from tests.conftest import as_viewer
+from tests.in_process import run_in_process
 
 
 class _OneFrame(FollowingConsumer):
-    """A socket (no login, no hub) sent one frame at position 1."""
+    """A viewer's socket (no hub) sent one frame at position 1."""
 
     opened: list["_OneFrame"] = []
 
@@ -36,7 +37,7 @@ def test_an_ack_is_handled_without_channels_database_thread_hop(monkeypatch):
     monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
 
     async def scenario():
-        socket = WebsocketCommunicator(_OneFrame.as_asgi(), "/ws/test/")
+        socket = WebsocketCommunicator(as_viewer(_OneFrame.as_asgi()), "/ws/test/")
         await socket.connect()
         assert await socket.receive_output(timeout=2) == {
             "type": "websocket.send",
@@ -50,8 +51,7 @@ def test_an_ack_is_handled_without_channels_database_thread_hop(monkeypatch):
         await socket.disconnect()
         return hops_at_connect, in_flight
 
-    with without_event_loop():
-        hops_at_connect, in_flight = asyncio.run(scenario())
+    hops_at_connect, in_flight = run_in_process(scenario)
     assert hops_at_connect == 1  # the connect went through Channels' dispatch, hop and all
     assert len(hops) == 2  # ...and the disconnect; the two acks did not
     assert in_flight == 0  # the acks did reach the window
