@@ -17,7 +17,7 @@ from psycopg import sql
 from websockets.asyncio.client import connect
 
 from bench import procstat
-from bench.clients import Orders
+from bench.clients import Orders, frame_position
 from bench.markers import find_markers, marker, new_tag
 from bench.stack import PROJECT_ROOT, Target
 
@@ -260,6 +260,10 @@ async def wait_until_delivering(target: Target, writer: Writer, within: float = 
                         frame = await socket.recv(decode=False)
                         if any(t == tag for t, _, _ in find_markers(frame)):
                             return
+                        # A backlog (the commit-rate runs' rows) would fill the window.
+                        position = frame_position(frame)
+                        if position is not None:
+                            await socket.send(f'{{"type":"ack","seq":{position}}}')
             except TimeoutError:
                 continue
     raise TimeoutError(f"{target.name}: no probe row reached a socket within {within} s")
