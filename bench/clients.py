@@ -17,6 +17,7 @@ out of the socket. Results go to the `results` file as JSON, one entry per socke
 import asyncio
 import contextlib
 import json
+import random
 import re
 import resource
 import sys
@@ -34,9 +35,10 @@ from bench.markers import find_markers
 OPEN_ATTEMPTS = 3
 PROGRESS_INTERVAL_S = 0.2
 # Our server holds at most 512 KiB per socket that its client has not acknowledged
-# (dashboard.flow_control): the clients ack the stream position their frames carry, as the
-# page does, at most this often (the baseline's frames carry none, so it is sent none).
-ACK_INTERVAL_S = 0.25
+# (dashboard.flow_control): the clients ack the stream position their frames carry as the
+# page does, once, a jittered second after a frame arrives, so a thousand clients' acks
+# never land in step with the next fan-out (the baseline's frames carry none: no acks).
+ACK_DELAY_S = 1.0
 FEED_POSITION = re.compile(rb'"seq":(\d+)')
 PAGE_POSITION = re.compile(rb'id="(?:stream-position|heartbeat)"[^>]*data-seq="(\d+)"')
 
@@ -126,17 +128,26 @@ class Fleet:
 
     async def _receive(self, socket: ClientConnection, log: SocketLog) -> None:
         tag, expect = self.orders.tag, self.orders.expect
-        acked_at = 0
+        loop = asyncio.get_running_loop()
+        unacked: list[int] = []  # the latest position not yet acknowledged, if any
+        sending: set[asyncio.Task] = set()
+
+        def acknowledge() -> None:
+            task = loop.create_task(socket.send(f'{{"type":"ack","seq":{unacked.pop()}}}'))
+            sending.add(task)
+            task.add_done_callback(sending.discard)
+
         try:
             while True:
                 frame = await socket.recv(decode=False)
                 now = time.monotonic_ns()
                 log.frames += 1
-                if now - acked_at >= ACK_INTERVAL_S * 1e9:
-                    position = frame_position(frame)
-                    if position is not None:
-                        acked_at = now
-                        await socket.send(f'{{"type":"ack","seq":{position}}}')
+                position = frame_position(frame)
+                if position is not None:
+                    if not unacked:
+                        jitter = 0.5 + random.random()  # noqa: S311 (spreading, not secrecy)
+                        loop.call_later(ACK_DELAY_S * jitter, acknowledge)
+                    unacked[:] = [position]
                 tagged = False
                 for frame_tag, seq, sent_ns in find_markers(frame):
                     if frame_tag != tag:

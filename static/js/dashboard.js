@@ -59,8 +59,9 @@
     }, ms);
   }
 
-  // Acknowledge what the page holds, at most once a second: the server holds what it sent
-  // against a window (512 KiB) and pauses a socket whose page stops taking frames.
+  // Acknowledge what the page holds, about once a second: the server holds what it sent
+  // against a window (512 KiB) and pauses a socket whose page stops taking frames. The
+  // delay is jittered so a wall of screens never acks in step with the next push.
   var ACK_EVERY_MS = 1000;
   var ackTimer = null;
   function acknowledge() {
@@ -87,7 +88,9 @@
     },
     message: function () {
       lastFrameAt = Date.now();
-      if (ackTimer === null) ackTimer = window.setTimeout(acknowledge, ACK_EVERY_MS);
+      if (ackTimer === null) {
+        ackTimer = window.setTimeout(acknowledge, ACK_EVERY_MS * (0.5 + Math.random()));
+      }
       playAlerts();
       showLastEventAge();
     },
