@@ -127,18 +127,24 @@ def latency_run(p99_ms: float) -> dict:
     return {"p50_ms": 1.0, "p99_ms": p99_ms, "lost": 0, "duplicates": 0, "expected": 60}
 
 
-def render_latency(by_target: dict) -> str:
+def render(results: dict, **meta: str) -> str:
+    """The report of `results` from a quick run; `meta` adds to or replaces its defaults."""
     return report.render(
-        {"latency": by_target},
+        results,
         sizes=scenarios.QUICK,
         meta={"finished": "now", "commit": "abc", "duration": "1 min"}
-        | {"load_before": "0", "load_after": "0"},
+        | {"load_before": "0", "load_after": "0"}
+        | meta,
         machine={},
         plot_name="benchmarks.png",
         notes="",
         quick=True,
         calibration={},
     )
+
+
+def render_latency(by_target: dict) -> str:
+    return render({"latency": by_target})
 
 
 def test_the_report_sets_uvicorn_beside_daphne_and_judges_the_default():
@@ -177,7 +183,7 @@ def writers_run(commits_per_s: float) -> dict:
 
 
 def test_the_report_sets_an_earlier_commit_beside_ours_and_gives_after_over_before():
-    text = report.render(
+    text = render(
         {
             "latency": {
                 "ours": [latency_run(8.0)],
@@ -187,14 +193,8 @@ def test_the_report_sets_an_earlier_commit_beside_ours_and_gives_after_over_befo
             # The database side's scenario: the earlier commit is not run in it.
             "writers": {"ours": [writers_run(900.0)], "baseline": [writers_run(1000.0)]},
         },
-        sizes=scenarios.QUICK,
-        meta={"finished": "now", "commit": "new1234", "duration": "1 min", "before": "old5678"}
-        | {"load_before": "0", "load_after": "0"},
-        machine={},
-        plot_name="benchmarks.png",
-        notes="",
-        quick=True,
-        calibration={},
+        commit="new1234",
+        before="old5678",
     )
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("| scenario | bar |"))
